@@ -1,0 +1,70 @@
+"""Score the trained variants on the held-out test split, beside the seed's figures.
+
+    python -m pipeline.evaluate experiment=wide_deep
+
+Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the seed's figure
+and the difference, the null-model baseline, the bar) and plots/<experiment>/evaluate/*.png,
+and logs the test metrics and plots to the variant's MLflow run made by the train stage.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline import cli
+from pipeline.config import experiment_config, load
+
+
+def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> dict[str, float]:
+    """``{seed_test_rmse: 0.56, diff_test_rmse: ours - seed}`` for every figure the seed reports."""
+    result: dict[str, float] = {}
+    for key, figure in (seed or {}).items():
+        result[f"seed_{key}"] = figure
+        if key in ours:
+            result[f"diff_{key}"] = round(ours[key] - figure, 6)
+    return result
+
+
+def main(args: list[str]) -> int:
+    cfg = load(args)
+    name = cfg.experiment
+    exp_cfg = experiment_config(cfg)
+
+    import keras
+    import mlflow
+    from omegaconf import OmegaConf
+
+    from pipeline import plots, tracking
+    from pipeline.data.store import load_prepared
+    from pipeline.experiments import get_experiment
+    from pipeline.io import atomic_dir, read_json, write_json
+
+    experiment = get_experiment(exp_cfg.family)
+    data = load_prepared(exp_cfg.dataset)
+    runs = read_json(f"models/{name}/runs.json")["variants"]
+    seed_figures = OmegaConf.to_container(exp_cfg.get("seed_figures") or {})
+    tracking.configure(cfg)
+
+    report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
+    with atomic_dir(f"plots/{name}/evaluate") as plot_dir:
+        for variant in experiment.variants(exp_cfg):
+            model = keras.models.load_model(f"models/{name}/{variant}.keras")
+            test = {f"test_{k}": v for k, v in experiment.score(exp_cfg, variant, model, data, "test").items()}
+            valid = {f"val_{k}": v for k, v in experiment.score(exp_cfg, variant, model, data, "valid").items()}
+            entry = {**test, **valid, **compare_with_seed(test, seed_figures.get(variant))}
+            report["variants"][variant] = entry
+            figure = experiment.figure(exp_cfg, variant, model, data)
+            with tracking.run(variant, run_id=runs[variant]):
+                mlflow.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")})
+                if figure is not None:
+                    tracking.log_figure(figure, "test_predictions.png")
+            if figure is not None:
+                plots.save(figure, plot_dir / f"{variant}.png")
+            cli.progress(f"evaluate {name} {variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+    report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
+    write_json(f"metrics/{name}.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_stage(main))

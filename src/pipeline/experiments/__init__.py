@@ -1,0 +1,25 @@
+"""The registry of source experiments: config ``family`` name -> the code that runs it.
+
+Adding an experiment = a module here with an Experiment subclass, an entry below, and a config
+in conf/experiments/. The stages never change.
+"""
+
+from __future__ import annotations
+
+from pipeline.errors import ConfigError
+from pipeline.experiments.base import Experiment
+from pipeline.experiments.wide_deep import WideDeep
+
+REGISTRY: dict[str, Experiment] = {
+    experiment.family: experiment for experiment in (WideDeep(),)
+}
+
+
+def get_experiment(family: str) -> Experiment:
+    try:
+        return REGISTRY[family]
+    except KeyError:
+        raise ConfigError(
+            f"No experiment code registered for family {family!r}; "
+            f"valid choices: {', '.join(sorted(REGISTRY))}."
+        ) from None

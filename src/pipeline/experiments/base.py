@@ -1,0 +1,116 @@
+"""What every source experiment provides to the stages, and the shared train-one-variant flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import keras
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import training
+from pipeline.errors import ConfigError
+
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass
+class TrainedVariant:
+    model: keras.Model
+    fit: training.FitResult
+
+
+class Experiment:
+    """A family of source experiments (one module per family, registered in the registry).
+
+    Subclasses say how to build a variant's model, what its inputs/targets are and how it is
+    scored; the stages (train, evaluate, tune) do the rest the same way for every experiment.
+    """
+
+    family: str = ""
+    #: the metric a variant is judged by on a split, e.g. "rmse" -> "test_rmse", "val_rmse"
+    primary_metric: str = ""
+    #: the Keras history key the pruner and early stopping watch
+    monitor: str = "val_loss"
+
+    # --- to implement -------------------------------------------------------------------
+    def build(self, cfg: DictConfig, variant: str, data: Arrays) -> keras.Model:
+        """A compiled model for ``variant``; preprocessing learns from the training split only."""
+        raise NotImplementedError
+
+    def split(self, cfg: DictConfig, variant: str, data: Arrays, split: str) -> tuple[Any, Any]:
+        """(inputs, targets) of ``split`` ("train", "valid", "test") in the form the model takes."""
+        raise NotImplementedError
+
+    def score(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays,
+              split: str) -> dict[str, float]:
+        """Metrics of the model on a split, named without the split prefix (e.g. {"rmse": ...})."""
+        raise NotImplementedError
+
+    def baseline(self, cfg: DictConfig, data: Arrays) -> dict[str, float]:
+        """The null model's test metrics (what a model must beat to mean anything)."""
+        return {}
+
+    def figure(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays):
+        """A matplotlib figure of the test predictions, or None."""
+        return None
+
+    # --- shared -------------------------------------------------------------------------
+    def variants(self, cfg: DictConfig) -> list[str]:
+        return list(cfg.variants)
+
+    def variant_config(self, cfg: DictConfig, variant: str) -> DictConfig:
+        if variant not in cfg.variants:
+            raise ConfigError(
+                f"Unknown variant {variant!r}; valid choices: {', '.join(cfg.variants)}."
+            )
+        return cfg.variants[variant]
+
+    def train_variant(
+        self,
+        cfg: DictConfig,
+        variant: str,
+        data: Arrays,
+        *,
+        seed: int,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        fast: bool = True,
+    ) -> TrainedVariant:
+        training.seed_everything(seed)
+        model = self.build(cfg, variant, data)
+        result = training.fit(
+            model,
+            self.split(cfg, variant, data, "train"),
+            self.split(cfg, variant, data, "valid"),
+            epochs=int(cfg.train.epochs),
+            batch_size=int(cfg.train.batch_size),
+            seed=seed,
+            callbacks=callbacks,
+            fast=fast,
+        )
+        return TrainedVariant(model, result)
+
+    def input_example(self, cfg: DictConfig, variant: str, data: Arrays, rows: int = 5) -> Any:
+        inputs, _ = self.split(cfg, variant, data, "test")
+        if isinstance(inputs, Mapping):
+            return {k: np.asarray(v[:rows]) for k, v in inputs.items()}
+        return np.asarray(inputs[:rows])
+
+    def flat_params(self, cfg: DictConfig, variant: str) -> dict[str, Any]:
+        """The parameters of one variant as MLflow params (dotted keys)."""
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        chosen = {
+            "model": plain.get("model", {}),
+            "train": plain.get("train", {}),
+            "variant": plain["variants"][variant],
+        }
+        return dict(_flatten(chosen))
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = ""):
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -1,0 +1,77 @@
+"""Note 000: Wide & Deep on California housing (single input, two inputs, two outputs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from omegaconf import DictConfig
+from sklearn.metrics import root_mean_squared_error
+
+from pipeline.experiments.base import Arrays, Experiment
+from pipeline.models.wide_deep import build_wide_deep
+from pipeline.plots import predicted_vs_actual
+from pipeline.training import compile_model
+
+
+class WideDeep(Experiment):
+    family = "wide_deep"
+    primary_metric = "rmse"
+
+    def _inputs(self, cfg: DictConfig, variant: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        x = x.astype("float32")
+        if self.variant_config(cfg, variant).inputs == "single":
+            return {"wide": x}
+        (w0, w1), (d0, d1) = cfg.model.wide_features, cfg.model.deep_features
+        return {"wide": x[:, w0:w1], "deep": x[:, d0:d1]}
+
+    def split(self, cfg, variant, data, split):
+        y = data[f"y_{split}"].astype("float32").reshape(-1, 1)
+        targets = {"main": y}
+        if self.variant_config(cfg, variant).aux_output:
+            targets["aux"] = y  # the auxiliary output predicts the same target from the deep path
+        return self._inputs(cfg, variant, data[f"x_{split}"]), targets
+
+    def build(self, cfg, variant, data):
+        spec = self.variant_config(cfg, variant)
+        train_inputs = self._inputs(cfg, variant, data["x_train"])
+        model = build_wide_deep(
+            wide_train=train_inputs["wide"],
+            deep_train=train_inputs.get("deep"),
+            units=int(cfg.model.units),
+            depth=int(cfg.model.depth),
+            activation=cfg.model.activation,
+            aux_output=bool(spec.aux_output),
+        )
+        outputs = ["main", "aux"] if spec.aux_output else ["main"]
+        weights = dict(zip(outputs, spec.loss_weights)) if spec.loss_weights else None
+        return compile_model(
+            model,
+            optimizer=cfg.train.optimizer,
+            loss={name: cfg.train.loss for name in outputs},
+            loss_weights=weights,
+            metrics={name: [keras.metrics.RootMeanSquaredError(name="rmse")] for name in outputs},
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
+
+    def score(self, cfg, variant, model, data, split) -> dict[str, float]:
+        inputs, targets = self.split(cfg, variant, data, split)
+        predictions = model.predict(inputs, batch_size=4096, verbose=0)
+        scores = {"rmse": float(root_mean_squared_error(targets["main"], predictions["main"]))}
+        if "aux" in predictions:
+            scores["rmse_aux"] = float(root_mean_squared_error(targets["aux"], predictions["aux"]))
+            weights = self.variant_config(cfg, variant).loss_weights
+            scores["loss"] = float(weights[0] * scores["rmse"] ** 2 + weights[1] * scores["rmse_aux"] ** 2)
+        return scores
+
+    def figure(self, cfg, variant, model, data):
+        inputs, targets = self.split(cfg, variant, data, "test")
+        predicted = model.predict(inputs, batch_size=4096, verbose=0)["main"]
+        return predicted_vs_actual(targets["main"].ravel(), predicted.ravel(),
+                                   f"wide_deep / {variant}: test set")
+
+    def baseline(self, cfg, data) -> dict[str, Any]:
+        """Predict the training mean for every house."""
+        mean = float(data["y_train"].mean())
+        return {"rmse": float(root_mean_squared_error(data["y_test"], np.full_like(data["y_test"], mean)))}

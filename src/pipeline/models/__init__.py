@@ -1,0 +1,1 @@
+"""Model builders and the factories that turn config into Keras objects (no MLflow here)."""

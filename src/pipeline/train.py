@@ -1,0 +1,89 @@
+"""Train every variant of an experiment and track it in MLflow.
+
+    python -m pipeline.train experiment=wide_deep [key=value ...]
+
+One MLflow parent run ``train`` per invocation, one child run per variant with its params,
+per-epoch metrics, learning-curve PNG and the logged Keras model (signature + input example).
+Writes models/<experiment>/<variant>.keras, models/<experiment>/runs.json (variant -> run id,
+read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots), all atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+
+from pipeline import cli
+from pipeline.config import experiment_config, load
+
+
+def history_csv(history: dict[str, list[float]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    keys = list(history)
+    writer.writerow(["epoch", *keys])
+    for epoch, row in enumerate(zip(*(history[k] for k in keys)), start=1):
+        writer.writerow([epoch, *(f"{v:.6g}" for v in row)])
+    return buffer.getvalue()
+
+
+def main(args: list[str]) -> int:
+    cfg = load(args)
+    name = cfg.experiment
+    exp_cfg = experiment_config(cfg)
+
+    # heavy imports only once the arguments are known to be good
+    import mlflow.keras
+
+    from pipeline import plots, tracking
+    from pipeline.data.store import load_info, load_prepared
+    from pipeline.experiments import get_experiment
+    from pipeline.io import atomic_dir, save_keras_model, write_json
+
+    experiment = get_experiment(exp_cfg.family)
+    data = load_prepared(exp_cfg.dataset)
+    hashes = load_info(exp_cfg.dataset)["sha256"]
+    tracking.configure(cfg)
+    experiment_id = tracking.get_experiment_id(cfg, name)
+    tags = tracking.standard_tags("train", name, hashes)
+    variants = experiment.variants(exp_cfg)
+    runs: dict[str, str] = {}
+    history_dir = f"plots/{name}/history"
+
+    with atomic_dir(f"models/{name}") as model_dir, atomic_dir(history_dir) as curves_dir:
+        with tracking.run("train", experiment_id=experiment_id, tags=tags) as parent:
+            for index, variant in enumerate(variants, start=1):
+                cli.progress(f"train {name} [{index}/{len(variants)}] {variant} ...")
+                with tracking.run(variant, experiment_id=experiment_id, nested=True,
+                                  tags={**tags, "pipeline.variant": variant}) as child:
+                    tracking.log_params(experiment.flat_params(exp_cfg, variant))
+                    trained = experiment.train_variant(
+                        exp_cfg, variant, data, seed=int(cfg.seed),
+                        callbacks=[mlflow.keras.MlflowCallback()],
+                    )
+                    valid = experiment.score(exp_cfg, variant, trained.model, data, "valid")
+                    mlflow.log_metrics({f"val_{k}_final": v for k, v in valid.items()})
+                    mlflow.log_metrics({"train_seconds": trained.fit.seconds,
+                                        "samples_per_second": trained.fit.samples_per_second})
+                    figure = plots.learning_curves(trained.fit.history, f"{name} / {variant}")
+                    tracking.log_figure(figure, "learning_curves.png")
+                    plots.save(figure, model_dir / f"{variant}_learning_curves.png")
+                    (curves_dir / f"{variant}.csv").write_text(history_csv(trained.fit.history))
+                    save_keras_model(trained.model, model_dir / f"{variant}.keras")
+                    tracking.log_keras_model(
+                        trained.model, experiment.input_example(exp_cfg, variant, data)
+                    )
+                    runs[variant] = child.info.run_id
+                cli.progress(
+                    f"train {name} [{index}/{len(variants)}] {variant}: "
+                    + ", ".join(f"val {k} {v:.4f}" for k, v in valid.items())
+                    + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)"
+                )
+            write_json(model_dir / "runs.json",
+                       {"parent_run_id": parent.info.run_id, "variants": runs})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_stage(main))

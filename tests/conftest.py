@@ -1,0 +1,60 @@
+"""Shared fixtures. Real-data tests need PIPELINE_DATA_MIRROR (or the network); under CI=true a
+missing mirror fails them instead of skipping, so CI never passes by proving nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    value = os.environ.get("PIPELINE_DATA_MIRROR")
+    if value and Path(value).is_dir():
+        return Path(value).resolve()
+    message = "real-data test needs PIPELINE_DATA_MIRROR pointing at a data mirror (../shared/data)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def tracking_store(tmp_path, monkeypatch) -> str:
+    """A throw-away MLflow store, so tests never write into the project's mlruns/."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None,
+               timeout: int = 1800) -> subprocess.CompletedProcess:
+    """``python -m <module> args`` in a subprocess, as a user would run it."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def copy_project(dest: Path) -> Path:
+    """A copy of the project's tracked files (no outputs, no venv), as a fresh git repo."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for name in files:
+        source = ROOT / name
+        if source.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    git = ["git", "-c", "user.email=test@example.com", "-c", "user.name=test"]
+    subprocess.run([*git, "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest

@@ -1,0 +1,83 @@
+"""Atomic writes, search spaces and tune settings."""
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from pipeline import config
+from pipeline.errors import ConfigError
+from pipeline.evaluate import compare_with_seed
+from pipeline.io import atomic_dir, atomic_path, write_json, read_json
+from pipeline.tune import search_space, settings_of, suggest
+
+
+def test_atomic_path_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_dir_keeps_the_old_output_on_failure(tmp_path):
+    target = tmp_path / "models"
+    with atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_dir(target) as tmp:
+            (tmp / "a").write_text("2")
+            raise KeyboardInterrupt
+    assert (target / "a").read_text() == "1"
+    assert [p.name for p in tmp_path.iterdir()] == ["models"]
+
+
+def test_json_roundtrip(tmp_path):
+    write_json(tmp_path / "m.json", {"a": 1.5})
+    assert read_json(tmp_path / "m.json") == {"a": 1.5}
+
+
+def test_seed_comparison():
+    assert compare_with_seed({"test_rmse": 0.57}, {"test_rmse": 0.56, "test_loss": 0.3}) == {
+        "seed_test_rmse": 0.56, "diff_test_rmse": 0.01, "seed_test_loss": 0.3}
+
+
+def wide_deep():
+    return config.experiment_config(config.compose(), "wide_deep")
+
+
+def test_search_space_is_flattened_to_config_paths():
+    space = search_space(OmegaConf.to_container(wide_deep().tune.space))
+    assert "model.units" in space and "train.optimizer.learning_rate" in space
+    assert space["train.batch_size"]["type"] == "categorical"
+
+
+def test_suggest_writes_trial_values_into_a_copy():
+    cfg = wide_deep()
+    trial = optuna.trial.FixedTrial({"model.units": 64, "model.depth": 3,
+                                     "train.optimizer.learning_rate": 0.002,
+                                     "train.batch_size": 64})
+    tuned = suggest(trial, cfg)
+    assert (tuned.model.units, tuned.model.depth, tuned.train.batch_size) == (64, 3, 64)
+    assert tuned.train.optimizer.learning_rate == 0.002
+    assert cfg.model.units == 30  # the original is untouched
+
+
+def test_space_key_that_is_not_in_the_config_fails():
+    cfg = wide_deep()
+    cfg.tune.space = {"model": {"unitz": {"type": "int", "low": 1, "high": 2}}}
+    with pytest.raises(ConfigError, match="model.unitz"):
+        suggest(optuna.trial.FixedTrial({"model.unitz": 1}), cfg)
+
+
+def test_cli_settings_override_experiment_defaults():
+    cfg = config.apply_overrides(config.compose(), ["tune.n_trials=3", "tune.pruner=hyperband"])
+    settings = settings_of(cfg)
+    assert settings["n_trials"] == 3 and settings["pruner"] == "hyperband"
+    assert settings_of(config.compose())["n_trials"] == wide_deep().tune.n_trials
+
+
+def test_unknown_pruner_lists_choices():
+    cfg = config.apply_overrides(config.compose(), ["tune.pruner=random"])
+    with pytest.raises(ConfigError, match="median, successive_halving, hyperband, none"):
+        settings_of(cfg)
