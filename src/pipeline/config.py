@@ -19,7 +19,18 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from pipeline.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def find_project_root() -> Path:
+    """The checkout the user works in: the nearest folder up from the working directory with
+    conf/config.yaml (DVC runs stages from the repo root), else this package's own checkout."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    return Path(__file__).resolve().parents[2]
+
+
+PROJECT_ROOT = find_project_root()
 CONF_DIR = PROJECT_ROOT / "conf"
 PARAMS_FILE = PROJECT_ROOT / "params.yaml"
 HEADER = "# Generated from conf/ by `python -m pipeline.config`: edit conf/, not this file.\n"

@@ -48,19 +48,23 @@ def main(args: list[str]) -> int:
     report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
     with atomic_dir(f"plots/{name}/evaluate") as plot_dir:
         for variant in experiment.variants(exp_cfg):
+            run_cfg = experiment.resolve(exp_cfg, variant)
             model = keras.models.load_model(f"models/{name}/{variant}.keras")
-            test = {f"test_{k}": v for k, v in experiment.score(exp_cfg, variant, model, data, "test").items()}
-            valid = {f"val_{k}": v for k, v in experiment.score(exp_cfg, variant, model, data, "valid").items()}
-            entry = {**test, **valid, **compare_with_seed(test, seed_figures.get(variant))}
+            measured = experiment.evaluation(run_cfg, variant, model, data)
+            during_training = read_json(f"models/{name}/{variant}.metrics.json")
+            entry = {**measured, **during_training,
+                     **compare_with_seed({**during_training, **measured}, seed_figures.get(variant))}
             report["variants"][variant] = entry
-            figure = experiment.figure(exp_cfg, variant, model, data)
+            figure = experiment.figure(run_cfg, variant, model, data)
             with tracking.run(variant, run_id=runs[variant]):
-                mlflow.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")})
+                mlflow.log_metrics({k: v for k, v in entry.items()
+                                    if isinstance(v, (int, float)) and not k.startswith("seed_")})
                 if figure is not None:
                     tracking.log_figure(figure, "test_predictions.png")
             if figure is not None:
                 plots.save(figure, plot_dir / f"{variant}.png")
-            cli.progress(f"evaluate {name} {variant}: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()))
+            cli.progress(f"evaluate {name} {variant}: " + ", ".join(
+                f"{k} {v:.4f}" for k, v in measured.items() if k.startswith("test_")))
     report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
     write_json(f"metrics/{name}.json", report)
     return 0

@@ -105,6 +105,22 @@ def run(name: str, *, experiment_id: str | None = None, tags: Mapping[str, str] 
         mlflow.end_run("FINISHED")
 
 
+class MlflowLogger:
+    """The experiments' RunLogger: metrics to the active run, ``child`` opens a nested run."""
+
+    def __init__(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        self.experiment_id, self.tags = experiment_id, dict(tags)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics(dict(metrics), step=step)
+
+    @contextlib.contextmanager
+    def child(self, name: str) -> Iterator["MlflowLogger"]:
+        with run(name, experiment_id=self.experiment_id, nested=True,
+                 tags={**self.tags, "pipeline.child": name}):
+            yield self
+
+
 def log_params(params: Mapping[str, Any]) -> None:
     mlflow.log_params({k: ("null" if v is None else v) for k, v in params.items()})
 

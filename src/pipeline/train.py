@@ -55,17 +55,20 @@ def main(args: list[str]) -> int:
         with tracking.run("train", experiment_id=experiment_id, tags=tags) as parent:
             for index, variant in enumerate(variants, start=1):
                 cli.progress(f"train {name} [{index}/{len(variants)}] {variant} ...")
+                variant_tags = {**tags, "pipeline.variant": variant}
                 with tracking.run(variant, experiment_id=experiment_id, nested=True,
-                                  tags={**tags, "pipeline.variant": variant}) as child:
+                                  tags=variant_tags) as child:
                     tracking.log_params(experiment.flat_params(exp_cfg, variant))
                     trained = experiment.train_variant(
                         exp_cfg, variant, data, seed=int(cfg.seed),
                         callbacks=[mlflow.keras.MlflowCallback()],
+                        logger=tracking.MlflowLogger(experiment_id, variant_tags),
                     )
-                    valid = experiment.score(exp_cfg, variant, trained.model, data, "valid")
-                    mlflow.log_metrics({f"val_{k}_final": v for k, v in valid.items()})
-                    mlflow.log_metrics({"train_seconds": trained.fit.seconds,
-                                        "samples_per_second": trained.fit.samples_per_second})
+                    summary = {**trained.metrics, "epochs": trained.fit.epochs,
+                               "train_seconds": round(trained.fit.seconds, 2),
+                               "samples_per_second": round(trained.fit.samples_per_second, 1)}
+                    mlflow.log_metrics(summary)
+                    write_json(model_dir / f"{variant}.metrics.json", summary)
                     figure = plots.learning_curves(trained.fit.history, f"{name} / {variant}")
                     tracking.log_figure(figure, "learning_curves.png")
                     plots.save(figure, model_dir / f"{variant}_learning_curves.png")
@@ -75,9 +78,11 @@ def main(args: list[str]) -> int:
                         trained.model, experiment.input_example(exp_cfg, variant, data)
                     )
                     runs[variant] = child.info.run_id
+                measured = {k: v for k, v in trained.metrics.items() if isinstance(v, float)}
+                last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
                 cli.progress(
                     f"train {name} [{index}/{len(variants)}] {variant}: "
-                    + ", ".join(f"val {k} {v:.4f}" for k, v in valid.items())
+                    + ", ".join(f"{k} {v:.4f}" for k, v in {**last, **measured}.items())
                     + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)"
                 )
             write_json(model_dir / "runs.json",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, ContextManager, Mapping, Protocol, Sequence
 
 import keras
 import numpy as np
@@ -15,10 +16,32 @@ from pipeline.errors import ConfigError
 Arrays = dict[str, np.ndarray]
 
 
+class RunLogger(Protocol):
+    """Where an experiment reports what it measures while training (MLflow in the stages,
+    nothing in tests and benchmarks). Experiments never import MLflow themselves."""
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None: ...
+
+    def child(self, name: str) -> ContextManager["RunLogger"]:
+        """A nested run, e.g. one per cross-validation fold."""
+        ...
+
+
+class NullLogger:
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def child(self, name: str):
+        yield self
+
+
 @dataclass
 class TrainedVariant:
     model: keras.Model
     fit: training.FitResult
+    #: results measured during training (e.g. cross-validation mean/std), reported by evaluate
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class Experiment:
@@ -67,6 +90,21 @@ class Experiment:
             )
         return cfg.variants[variant]
 
+    def resolve(self, cfg: DictConfig, variant: str) -> DictConfig:
+        """The experiment config as this variant runs it: a variant may override any key of
+        ``model`` or ``train`` (e.g. ``{train: {epochs: 30, early_stopping: {...}}}``)."""
+        spec = self.variant_config(cfg, variant)
+        overrides = {key: spec[key] for key in ("model", "train") if key in spec}
+        return OmegaConf.merge(cfg, overrides) if overrides else cfg
+
+    def evaluation(self, cfg: DictConfig, variant: str, model: keras.Model,
+                   data: Arrays) -> dict[str, float]:
+        """What the evaluate stage reports for a trained variant: test and validation scores."""
+        return {
+            **{f"test_{k}": v for k, v in self.score(cfg, variant, model, data, "test").items()},
+            **{f"val_{k}": v for k, v in self.score(cfg, variant, model, data, "valid").items()},
+        }
+
     def train_variant(
         self,
         cfg: DictConfig,
@@ -76,7 +114,12 @@ class Experiment:
         seed: int,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         fast: bool = True,
+        logger: RunLogger | None = None,
     ) -> TrainedVariant:
+        """Train one variant on the train split, validated on the valid split. Experiments with
+        another protocol (k-fold, several seeds) override this and may open ``logger.child``
+        runs; ``cfg`` is the experiment config, resolved here with the variant's overrides."""
+        cfg = self.resolve(cfg, variant)
         training.seed_everything(seed)
         model = self.build(cfg, variant, data)
         result = training.fit(
@@ -85,8 +128,7 @@ class Experiment:
             self.split(cfg, variant, data, "valid"),
             epochs=int(cfg.train.epochs),
             batch_size=int(cfg.train.batch_size),
-            seed=seed,
-            callbacks=callbacks,
+            callbacks=[*training.callbacks_from_config(cfg.train), *callbacks],
             fast=fast,
         )
         return TrainedVariant(model, result)
@@ -99,7 +141,7 @@ class Experiment:
 
     def flat_params(self, cfg: DictConfig, variant: str) -> dict[str, Any]:
         """The parameters of one variant as MLflow params (dotted keys)."""
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = OmegaConf.to_container(self.resolve(cfg, variant), resolve=True)
         chosen = {
             "model": plain.get("model", {}),
             "train": plain.get("train", {}),

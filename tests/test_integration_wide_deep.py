@@ -1,0 +1,151 @@
+"""Wide & deep end to end on the real California-housing data (shrunk epochs and trials)."""
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, copy_project, run_module
+
+pytestmark = pytest.mark.slow
+VARIANTS = {"single_input", "two_inputs", "two_outputs"}
+
+
+def test_prepare_splits_like_the_seed(mirror, tmp_path):
+    result = run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path,
+                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    assert result.returncode == 0, result.stderr
+    info = json.loads((tmp_path / "data/california_housing/info.json").read_text())
+    assert info["shapes"]["x_train"] == [11610, 8]
+    assert info["shapes"]["x_valid"] == [3870, 8]
+    assert info["shapes"]["x_test"] == [5160, 8]
+    assert re.fullmatch(r"[0-9a-f]{64}", info["sha256"]["content"])
+    assert abs(info["y_train_stats"]["mean"] - 2.07) < 0.05
+
+
+def shrink(project: Path, epochs: int = 2, n_trials: int = 2) -> None:
+    """Fewer epochs and trials, written into conf/ (the source of truth) and params.yaml."""
+    experiment = project / "conf/experiments/wide_deep.yaml"
+    experiment.write_text(experiment.read_text().replace("epochs: 20", f"epochs: {epochs}"))
+    tune = project / "conf/tune/wide_deep.yaml"
+    tune.write_text(re.sub(r"n_trials: \d+", f"n_trials: {n_trials}", tune.read_text()))
+
+
+def dvc(project: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
+    result = subprocess.run(["dvc", *args], cwd=project, capture_output=True, text=True,
+                            env=env, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def repro(mirror, tmp_path_factory):
+    """A copy of the project, shrunk, after one `dvc repro`."""
+    project = copy_project(tmp_path_factory.mktemp("project"))
+    shrink(project)
+    env = {**os.environ, "PIPELINE_DATA_MIRROR": str(mirror), "PYTHONPATH": str(project / "src")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    assert run_module("pipeline.config", cwd=project, env=env).returncode == 0
+    subprocess.run(["git", "commit", "-qam", "shrink"], cwd=project, check=True,
+                   env={**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})
+    first = dvc(project, "repro", env=env)
+    return project, env, first
+
+
+def test_repro_runs_every_stage_and_writes_metrics(repro):
+    project, _, first = repro
+    for stage in ("prepare@california_housing", "train@wide_deep", "evaluate@wide_deep", "tune@wide_deep"):
+        assert f"Running stage '{stage}'" in first.stdout
+    metrics = json.loads((project / "metrics/wide_deep.json").read_text())
+    assert set(metrics["variants"]) == VARIANTS
+    for scores in metrics["variants"].values():
+        assert 0 < scores["test_rmse"] < metrics["baseline"]["rmse"]  # beats the null model
+    two_outputs = metrics["variants"]["two_outputs"]
+    assert two_outputs["seed_test_rmse"] == 0.56 and "diff_test_rmse" in two_outputs
+    assert "test_rmse_aux" in two_outputs
+    best = json.loads((project / "tuning/wide_deep/best_params.json").read_text())
+    assert best["n_trials"] == 2 and "test_test_rmse" not in best["best_test"]
+    assert "test_rmse" in best["best_test"]
+    for variant in VARIANTS:
+        assert (project / f"models/wide_deep/{variant}.keras").is_file()
+        assert (project / f"plots/wide_deep/history/{variant}.csv").read_text().startswith("epoch,")
+
+
+def test_second_repro_does_nothing(repro):
+    project, env, _ = repro
+    again = dvc(project, "repro", env=env)
+    assert "Running stage" not in again.stdout
+    assert "up to date" in again.stdout
+
+
+def test_metrics_and_plots_show(repro):
+    project, env, _ = repro
+    shown = dvc(project, "metrics", "show", env=env).stdout
+    assert "metrics/wide_deep.json" in shown and "test_rmse" in shown
+    dvc(project, "plots", "show", "-o", str(project / "dvc_plots"), env=env)
+    assert (project / "dvc_plots/index.html").is_file()
+
+
+def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
+    project, _, _ = repro
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("wide_deep")
+    runs = client.search_runs([experiment.experiment_id])
+    variant_runs = {r.data.tags.get("pipeline.variant"): r for r in runs
+                    if r.data.tags.get("pipeline.stage") == "train" and "pipeline.variant" in r.data.tags}
+    assert set(variant_runs) == VARIANTS
+    info = json.loads((project / "data/california_housing/info.json").read_text())
+    for run in variant_runs.values():
+        assert run.info.status == "FINISHED"
+        assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.tags["git_commit"])
+        assert run.data.tags["dataset.sha256.content"] == info["sha256"]["content"]
+        assert "mlflow.parentRunId" in run.data.tags
+        assert "test_rmse" in run.data.metrics and "val_rmse_final" in run.data.metrics
+        assert len(client.get_metric_history(run.info.run_id, "val_loss")) == 2  # per epoch
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"learning_curves.png", "model", "test_predictions.png"} <= artifacts
+    model = mlflow.pyfunc.load_model(f"runs:/{variant_runs['two_inputs'].info.run_id}/model")
+    example = model.metadata.load_input_example(
+        str(Path(mlflow.artifacts.download_artifacts(f"runs:/{variant_runs['two_inputs'].info.run_id}/model"))))
+    assert model.metadata.signature is not None and example is not None
+    prediction = model.predict({k: np.asarray(v, dtype="float32") for k, v in example.items()})
+    assert np.asarray(prediction["main"]).shape == (5, 1)
+    trials = [r for r in runs if r.data.tags.get("pipeline.stage") == "tune" and "optuna.trial" in r.data.tags]
+    assert len(trials) == 2 and all("mlflow.parentRunId" in r.data.tags for r in trials)
+
+
+def test_changing_one_param_reruns_only_its_dependants(repro):
+    project, env, _ = repro
+    result = dvc(project, "exp", "run", "-S", "experiments.wide_deep.train.epochs=3", env=env)
+    assert "Running stage 'train@wide_deep'" in result.stdout
+    assert "Running stage 'prepare@california_housing'" not in result.stdout
+    history = (project / "plots/wide_deep/history/two_inputs.csv").read_text().splitlines()
+    assert len(history) == 1 + 3
+
+
+def test_tune_resumes_the_same_study(mirror, tmp_path, tracking_store):
+    env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
+    assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
+    args = ["experiment=wide_deep", "tune.n_trials=2", "experiments.wide_deep.train.epochs=2",
+            f"tune.dir={tmp_path / 'studies'}"]
+    for _ in range(2):
+        result = run_module("pipeline.tune", *args, cwd=tmp_path, env=env)
+        assert result.returncode == 0, result.stderr
+    assert "has 2 trials; running 2 more" in result.stderr
+    best = json.loads((tmp_path / "studies/wide_deep/best_params.json").read_text())
+    assert best["n_trials"] == 4
+    mlflow.set_tracking_uri(tracking_store)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("wide_deep").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 2 and len(children) == 4
+    assert {r.data.tags["optuna.state"] for r in children} <= {"COMPLETE", "PRUNED"}
