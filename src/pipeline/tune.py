@@ -132,7 +132,6 @@ def main(args: list[str]) -> int:
     experiment = get_experiment(exp_cfg.family)
     variant = settings["variant"]
     experiment.variant_config(exp_cfg, variant)
-    metric_key = settings["metric"].removeprefix("val_")
     data = load_prepared(exp_cfg.dataset)
     hashes = load_info(exp_cfg.dataset)["sha256"]
     study_dir = Path(settings["dir"]) / name
@@ -169,17 +168,21 @@ def main(args: list[str]) -> int:
                 mlflow.set_tag("optuna.state", "FAILED")
                 raise
             if pruned is None:
-                valid = experiment.score(trial_cfg, variant, trained.model, data, "valid")
-                test = experiment.score(trial_cfg, variant, trained.model, data, "test")
-                for key, value in test.items():
-                    trial.set_user_attr(f"test_{key}", value)
+                run_cfg = experiment.resolve(trial_cfg, variant)
+                scores = {**trained.metrics,
+                          **experiment.evaluation(run_cfg, variant, trained.model, data)}
+                for key, value in scores.items():
+                    if key.startswith("test_"):  # reported for the best trial, never optimized
+                        trial.set_user_attr(key, value)
                 trial.set_user_attr("epochs", trained.fit.epochs)
-                mlflow.log_metrics({**{f"val_{k}": v for k, v in valid.items()},
-                                    **{f"test_{k}": v for k, v in test.items()}})
+                mlflow.log_metrics({k: v for k, v in scores.items() if isinstance(v, (int, float))})
                 mlflow.set_tag("optuna.state", "COMPLETE")
         if pruned is not None:
             raise pruned
-        value = valid[metric_key]
+        if settings["metric"] not in scores:
+            raise ConfigError(f"Tune metric {settings['metric']!r} is not measured; measured: "
+                              f"{', '.join(sorted(scores))}.")
+        value = scores[settings["metric"]]
         if not math.isfinite(value):
             raise TrainingDiverged(f"trial {trial.number}: {settings['metric']} is {value}")
         return value
