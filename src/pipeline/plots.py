@@ -13,14 +13,19 @@ import numpy as np  # noqa: E402
 
 def learning_curves(history: Mapping[str, Sequence[float]], title: str):
     """One panel per metric, training and validation overlaid."""
-    names = [k for k in history if not k.startswith("val_")]
-    figure, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.5), squeeze=False)
-    for axis, name in zip(axes[0], names):
+    names = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
+    columns = min(3, len(names))
+    rows = -(-len(names) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.3 * rows), squeeze=False)
+    for axis in axes.flat[len(names):]:
+        axis.set_visible(False)
+    for axis, name in zip(axes.flat, names):
         epochs = np.arange(1, len(history[name]) + 1)
         axis.plot(epochs, history[name], label="train")
         if f"val_{name}" in history:
             axis.plot(epochs, history[f"val_{name}"], label="validation")
         axis.set_xlabel("epoch")
+        axis.xaxis.get_major_locator().set_params(integer=True)
         axis.set_title(name)
         axis.grid(alpha=0.3)
         axis.legend()
