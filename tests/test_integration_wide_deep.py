@@ -122,9 +122,10 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
         str(Path(mlflow.artifacts.download_artifacts(f"runs:/{variant_runs['two_inputs'].info.run_id}/model"))))
     assert model.metadata.signature is not None and example is not None
     prediction = model.predict({k: np.asarray(v, dtype="float32") for k, v in example.items()})
-    # pyfunc flattens the one named output to an array of predictions, one per example
-    main = prediction["main"] if isinstance(prediction, dict) else prediction
-    assert np.asarray(main).reshape(-1).shape == (5,)
+    # MLflow's keras pyfunc wraps the model's {output name: array} in a 0-d object array
+    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
+        prediction = prediction.item()
+    assert np.asarray(prediction["main"]).shape == (5, 1)
     trials = [r for r in runs if r.data.tags.get("pipeline.stage") == "tune" and "optuna.trial" in r.data.tags]
     assert len(trials) == 2 and all("mlflow.parentRunId" in r.data.tags for r in trials)
 
