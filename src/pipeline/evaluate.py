@@ -25,6 +25,15 @@ def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> 
     return result
 
 
+def read_history(path: str) -> dict[str, list[float]]:
+    """The per-epoch CSV the train stage wrote, as {metric: values}."""
+    import csv
+
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
+
+
 def main(args: list[str]) -> int:
     cfg = load(args)
     name = cfg.experiment
@@ -41,7 +50,8 @@ def main(args: list[str]) -> int:
 
     experiment = get_experiment(exp_cfg.family)
     data = load_prepared(exp_cfg.dataset)
-    runs = read_json(f"models/{name}/runs.json")["variants"]
+    run_record = read_json(f"models/{name}/runs.json")
+    runs = run_record["variants"]
     seed_figures = OmegaConf.to_container(exp_cfg.get("seed_figures") or {})
     tracking.configure(cfg)
 
@@ -64,8 +74,19 @@ def main(args: list[str]) -> int:
                     tracking.log_figure(figure, "test_predictions.png")
             if figure is not None:
                 plots.save(figure, plot_dir / f"{variant}.png")
+            shown = {k: v for k, v in measured.items() if k.startswith("test_")} or measured
             cli.progress(f"evaluate {name} {variant}: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in measured.items() if k.startswith("test_")))
+                f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, (int, float))))
+        histories = {variant: read_history(f"plots/{name}/history/{variant}.csv")
+                     for variant in report["variants"]}
+        tables, figures = experiment.summary(exp_cfg, report["variants"], histories)
+        if tables or figures:
+            report["tables"] = tables
+            with tracking.run("train", run_id=run_record["parent_run_id"]):
+                for file_name, figure in figures.items():
+                    tracking.log_figure(figure, file_name)
+                    plots.save(figure, plot_dir / file_name)
+                mlflow.log_dict(tables, "tables.json")
     report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
     write_json(f"metrics/{name}.json", report)
     return 0

@@ -28,6 +28,10 @@ def history_csv(history: dict[str, list[float]]) -> str:
     return buffer.getvalue()
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def main(args: list[str]) -> int:
     cfg = load(args)
     name = cfg.experiment
@@ -67,8 +71,11 @@ def main(args: list[str]) -> int:
                     summary = {**trained.metrics, "epochs": trained.fit.epochs,
                                "train_seconds": round(trained.fit.seconds, 2),
                                "samples_per_second": round(trained.fit.samples_per_second, 1)}
-                    mlflow.log_metrics(summary)
+                    mlflow.log_metrics({k: v for k, v in summary.items() if _is_number(v)})
                     write_json(model_dir / f"{variant}.metrics.json", summary)
+                    for file_name, extra_figure in trained.figures.items():
+                        tracking.log_figure(extra_figure, file_name)
+                        plots.save(extra_figure, model_dir / f"{variant}_{file_name}")
                     figure = plots.learning_curves(trained.fit.history, f"{name} / {variant}")
                     tracking.log_figure(figure, "learning_curves.png")
                     plots.save(figure, model_dir / f"{variant}_learning_curves.png")
@@ -78,7 +85,8 @@ def main(args: list[str]) -> int:
                         trained.model, experiment.input_example(exp_cfg, variant, data)
                     )
                     runs[variant] = child.info.run_id
-                measured = {k: v for k, v in trained.metrics.items() if isinstance(v, float)}
+                measured = {k: v for k, v in trained.metrics.items() if isinstance(v, float)
+                            and not k.startswith("grad_norm")}
                 last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
                 cli.progress(
                     f"train {name} [{index}/{len(variants)}] {variant}: "

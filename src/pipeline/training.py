@@ -70,6 +70,40 @@ def callbacks_from_config(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.
     return callbacks
 
 
+class LearningRateLogger(keras.callbacks.Callback):
+    """Adds the optimizer's current learning rate to each epoch's logs (schedules included)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and "learning_rate" not in logs:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class GradientNorms(keras.callbacks.Callback):
+    """Per-layer gradient norms of the loss on a fixed batch, at the start and the end of
+    training: the vanishing/exploding-gradient story told with numbers.
+
+    ``self.norms == {"start": {layer: norm}, "end": {...}}`` after training.
+    """
+
+    def __init__(self, x: Any, y: Any, loss: Any) -> None:
+        super().__init__()
+        self.x, self.y, self.loss = x, y, keras.losses.get(loss)
+        self.norms: dict[str, dict[str, float]] = {}
+
+    def measure(self) -> dict[str, float]:
+        with tf.GradientTape() as tape:
+            loss = self.loss(self.y, self.model(self.x, training=True))
+        kernels = [w for w in self.model.trainable_weights if w.path.endswith("kernel")]
+        grads = tape.gradient(loss, kernels)
+        return {w.path.split("/")[0]: float(tf.norm(g)) for w, g in zip(kernels, grads) if g is not None}
+
+    def on_train_begin(self, logs=None) -> None:
+        self.norms["start"] = self.measure()
+
+    def on_train_end(self, logs=None) -> None:
+        self.norms["end"] = self.measure()
+
+
 @dataclass
 class FitResult:
     history: dict[str, list[float]]
@@ -108,7 +142,7 @@ def fit(
     x, y = train
     n_samples = len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values()))))
     guard = _NanGuard()
-    all_callbacks = [keras.callbacks.TerminateOnNaN(), guard, *callbacks]
+    all_callbacks = [keras.callbacks.TerminateOnNaN(), guard, LearningRateLogger(), *callbacks]
     started = time.perf_counter()
     history = model.fit(
         x, y, validation_data=valid, epochs=epochs, batch_size=batch_size,

@@ -7,6 +7,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from pipeline.data.text import pack_ragged, pack_texts
+
 Arrays = dict[str, np.ndarray]
 
 
@@ -22,9 +24,54 @@ def split_california(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
             "x_test": x_test, "y_test": y_test}
 
 
+def split_as_shipped(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
+    """The arrays as the source gives them: Keras' 404/102 split of Boston housing (note 002),
+    all 470 thoracic-surgery rows as x/y (note 001). Those experiments cut their own folds."""
+    return dict(raw)
+
+
+def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x") -> Arrays:
+    """Keep the source's train/test split; take ``valid_size`` training rows for validation:
+    the first ones (``random_state: null``, as Chollet and Géron do) or a seeded, stratified
+    sample. Works on any row-indexable array (images, object arrays of sequences or texts)."""
+    y = raw["y_train"]
+    rows = np.arange(len(y))
+    if split.get("random_state") is None:
+        valid, train = rows[: split["valid_size"]], rows[split["valid_size"]:]
+    else:
+        train, valid = train_test_split(rows, test_size=split["valid_size"],
+                                        random_state=split["random_state"], stratify=y)
+    return {f"{x}_train": raw[f"{x}_train"][train], "y_train": y[train],
+            f"{x}_valid": raw[f"{x}_train"][valid], "y_valid": y[valid],
+            f"{x}_test": raw[f"{x}_test"], "y_test": raw["y_test"]}
+
+
+def split_reuters(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
+    """Newswires are ragged lists of word ids: packed flat (values + row splits) for np.savez."""
+    arrays = hold_out_validation(raw, split)
+    for part in ("train", "valid", "test"):
+        arrays.update(pack_ragged(f"x_{part}", arrays.pop(f"x_{part}")))
+    return arrays
+
+
+def split_imdb(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
+    """Reviews are packed as UTF-8 bytes: a fixed-width str array would pad each to the longest."""
+    # object arrays: indexing them copies references, not 13,704 padded characters per review
+    texts = {**raw, **{key: raw[key].astype(object) for key in ("text_train", "text_test")}}
+    arrays = hold_out_validation(texts, split, x="text")
+    for part in ("train", "valid", "test"):
+        arrays.update(pack_texts(f"text_{part}", arrays.pop(f"text_{part}")))
+    return arrays
+
+
 # dataset source name -> how its prepared splits are made
 SPLITTERS: dict[str, Callable[[Arrays, Mapping[str, Any]], Arrays]] = {
     "california_housing": split_california,
+    "fashion_mnist": hold_out_validation,
+    "reuters": split_reuters,
+    "imdb_reviews": split_imdb,
+    "boston_housing": split_as_shipped,
+    "thoracic_surgery": split_as_shipped,
 }
 
 

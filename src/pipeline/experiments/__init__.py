@@ -7,11 +7,21 @@ in conf/experiments/. The stages never change.
 from __future__ import annotations
 
 from pipeline.errors import ConfigError
+from pipeline.experiments.bag_of_words import Imdb, Reuters
 from pipeline.experiments.base import Experiment
+from pipeline.experiments.boston import Boston
+from pipeline.experiments.deep_training import DeepTraining
+from pipeline.experiments.fashion import FashionRegularization
+from pipeline.experiments.mc_dropout import MCDropout
+from pipeline.experiments.thoracic import Thoracic
+from pipeline.experiments.transfer import Transfer
 from pipeline.experiments.wide_deep import WideDeep
 
 REGISTRY: dict[str, Experiment] = {
-    experiment.family: experiment for experiment in (WideDeep(),)
+    experiment.family: experiment for experiment in (
+        WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
+        DeepTraining(), MCDropout(), Transfer(),
+    )
 }
 
 

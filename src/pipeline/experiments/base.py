@@ -41,7 +41,9 @@ class TrainedVariant:
     model: keras.Model
     fit: training.FitResult
     #: results measured during training (e.g. cross-validation mean/std), reported by evaluate
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    #: figures made during training ({file name: matplotlib figure}), logged by the train stage
+    figures: dict[str, Any] = field(default_factory=dict)
 
 
 class Experiment:
@@ -79,6 +81,11 @@ class Experiment:
         """A matplotlib figure of the test predictions, or None."""
         return None
 
+    def summary(self, cfg: DictConfig, results: dict[str, dict],
+                histories: dict[str, dict[str, list[float]]]) -> tuple[dict, dict[str, Any]]:
+        """Across variants, after evaluation: (tables for the metrics file, {file: figure})."""
+        return {}, {}
+
     # --- shared -------------------------------------------------------------------------
     def variants(self, cfg: DictConfig) -> list[str]:
         return list(cfg.variants)
@@ -95,7 +102,16 @@ class Experiment:
         ``model`` or ``train`` (e.g. ``{train: {epochs: 30, early_stopping: {...}}}``)."""
         spec = self.variant_config(cfg, variant)
         overrides = {key: spec[key] for key in ("model", "train") if key in spec}
-        return OmegaConf.merge(cfg, overrides) if overrides else cfg
+        if not overrides:
+            return cfg
+        base = cfg.copy()
+        OmegaConf.set_struct(base, False)  # a variant may add keys (e.g. a callback)
+        merged = OmegaConf.merge(base, overrides)
+        optimizer = OmegaConf.select(spec, "train.optimizer.name")
+        if optimizer and optimizer != cfg.train.optimizer.name:
+            # another optimizer replaces the base one; merging would mix their arguments
+            merged.train.optimizer = spec.train.optimizer
+        return merged
 
     def evaluation(self, cfg: DictConfig, variant: str, model: keras.Model,
                    data: Arrays) -> dict[str, float]:
