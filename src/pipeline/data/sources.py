@@ -216,7 +216,8 @@ def read_imdb_archive(path: Path) -> dict[str, np.ndarray]:
     arrays = {}
     for split, rows in reviews.items():
         rows.sort()  # archive order is not a contract; file names are
-        arrays[f"text_{split}"] = np.array([text for _, text, _ in rows], dtype=str)
+        # object, not fixed-width str: that would pad all 25,000 reviews to the longest (2.7 GB)
+        arrays[f"text_{split}"] = np.array([text for _, text, _ in rows], dtype=object)
         arrays[f"y_{split}"] = np.array([label for *_, label in rows], dtype="int64")
     return arrays
 
