@@ -67,9 +67,8 @@ def main(args: list[str]) -> int:
             report["variants"][variant] = entry
             figure = experiment.figure(run_cfg, variant, model, data)
             with tracking.run(variant, run_id=runs[variant]):
-                mlflow.log_metrics({k: v for k, v in entry.items()
-                                    if isinstance(v, (int, float)) and not k.startswith("seed_")})
-                mlflow.log_metrics({f"baseline_{k}": v for k, v in report["baseline"].items()})
+                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")})
+                tracking.log_metrics({f"baseline_{k}": v for k, v in report["baseline"].items()})
                 if figure is not None:
                     tracking.log_figure(figure, "test_predictions.png")
             if figure is not None:

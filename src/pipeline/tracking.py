@@ -121,15 +121,16 @@ class MlflowLogger:
             yield self
 
 
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+    """The numeric entries of ``metrics`` (experiments also report labels, lists and tables,
+    which MLflow metrics cannot hold; those go to the JSON files)."""
+    numbers = {k: v for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    mlflow.log_metrics(numbers, step=step)
+
+
 def log_params(params: Mapping[str, Any]) -> None:
     mlflow.log_params({k: ("null" if v is None else v) for k, v in params.items()})
-
-
-def log_history(history: Mapping[str, list[float]]) -> None:
-    """Per-epoch metrics (if they were not streamed during training)."""
-    for key, values in history.items():
-        for epoch, value in enumerate(values):
-            mlflow.log_metric(key, value, step=epoch)
 
 
 def log_figure(figure, artifact_file: str) -> None:

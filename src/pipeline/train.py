@@ -28,10 +28,6 @@ def history_csv(history: dict[str, list[float]]) -> str:
     return buffer.getvalue()
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def main(args: list[str]) -> int:
     cfg = load(args)
     name = cfg.experiment
@@ -71,7 +67,7 @@ def main(args: list[str]) -> int:
                     summary = {**trained.metrics, "epochs": trained.fit.epochs,
                                "train_seconds": round(trained.fit.seconds, 2),
                                "samples_per_second": round(trained.fit.samples_per_second, 1)}
-                    mlflow.log_metrics({k: v for k, v in summary.items() if _is_number(v)})
+                    tracking.log_metrics(summary)
                     write_json(model_dir / f"{variant}.metrics.json", summary)
                     for file_name, extra_figure in trained.figures.items():
                         tracking.log_figure(extra_figure, file_name)

@@ -175,7 +175,7 @@ def main(args: list[str]) -> int:
                     if key.startswith("test_"):  # reported for the best trial, never optimized
                         trial.set_user_attr(key, value)
                 trial.set_user_attr("epochs", trained.fit.epochs)
-                mlflow.log_metrics({k: v for k, v in scores.items() if isinstance(v, (int, float))})
+                tracking.log_metrics(scores)
                 mlflow.set_tag("optuna.state", "COMPLETE")
         if pruned is not None:
             raise pruned

@@ -54,8 +54,6 @@ class Experiment:
     """
 
     family: str = ""
-    #: the metric a variant is judged by on a split, e.g. "rmse" -> "test_rmse", "val_rmse"
-    primary_metric: str = ""
     #: the Keras history key the pruner and early stopping watch
     monitor: str = "val_loss"
 

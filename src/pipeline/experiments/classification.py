@@ -43,8 +43,6 @@ def null_accuracies(y_train: np.ndarray, y_test: np.ndarray, seed: int = 0) -> d
 class ClassificationExperiment(Experiment):
     """An Experiment whose targets are classes; subclasses provide build() and split()."""
 
-    primary_metric = "accuracy"
-
     def labels_and_predictions(self, cfg, variant, model, data, split) -> tuple[np.ndarray, np.ndarray]:
         inputs, targets = self.split(cfg, variant, data, split)
         outputs = model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)

@@ -17,7 +17,6 @@ from pipeline.training import compile_model
 
 class WideDeep(Experiment):
     family = "wide_deep"
-    primary_metric = "rmse"
 
     def _inputs(self, cfg: DictConfig, variant: str, x: np.ndarray) -> dict[str, np.ndarray]:
         x = x.astype("float32")
