@@ -209,6 +209,34 @@ def test_early_stopping_validates_every_fold_and_sets_the_final_epochs(composed,
     assert trained.fit.epochs == 2  # the median of the folds' epochs: all four stopped
 
 
+def test_fold_ensemble_final_model_is_the_mean_of_the_fold_models(composed, houses, monkeypatch):
+    cfg = shrunk(composed, "boston")
+    cfg.train.batch_size = 16
+    cfg.train.cv.final = "fold_ensemble"
+    experiment = Boston()
+    fold_models, fits = [], []
+    original_fit = Boston._fit
+
+    def recording_fit(self, *args, **kwargs):
+        model, fit = original_fit(self, *args, **kwargs)
+        fold_models.append(model)
+        return model, fit
+
+    monkeypatch.setattr(Boston, "_fit", recording_fit)
+    trained = experiment.train_variant(cfg, "faithful", houses, seed=1)
+    assert len(fold_models) == 4  # the four folds; no refit on every row
+    x = houses["x_test"].astype("float32")
+    members = np.mean([m.predict(x, verbose=0) for m in fold_models], axis=0)
+    assert trained.model.predict(x, verbose=0) == pytest.approx(members, rel=1e-5)
+
+
+def test_unknown_final_model_is_a_config_error_before_training(composed, houses):
+    cfg = shrunk(composed, "boston")
+    cfg.train.cv.final = "average"
+    with pytest.raises(ConfigError, match="refit, fold_ensemble"):
+        Boston().train_variant(cfg, "faithful", houses, seed=1)
+
+
 # --- scores and baselines -------------------------------------------------------------------
 
 

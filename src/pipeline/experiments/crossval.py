@@ -29,6 +29,7 @@ from sklearn.model_selection import (
 from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import Experiment, NullLogger, RunLogger, TrainedVariant
+from pipeline.models.ensemble import build_average_ensemble
 
 Scores = dict[str, float]
 
@@ -38,6 +39,8 @@ SPLITTERS = {
     "repeated_kfold": RepeatedKFold,
     "repeated_stratified_kfold": RepeatedStratifiedKFold,
 }
+
+FINAL_MODELS = ("refit", "fold_ensemble")
 
 
 def make_splitter(spec: Mapping[str, Any]) -> BaseCrossValidator:
@@ -94,8 +97,11 @@ def _column_targets(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np
 class CrossValidated(Experiment):
     """An experiment trained and judged by k-fold cross-validation on its "train" split.
 
-    Config: ``train.cv: {splitter: {name, ...scikit-learn options}, fold_runs, per_fold}`` (under
-    ``train``, so variants may override it and MLflow records it with the other params).
+    Config: ``train.cv: {splitter: {name, ...scikit-learn options}, fold_runs, per_fold, final}``
+    (under ``train``, so variants may override it and MLflow records it with the other params).
+    ``final`` says what the stages keep: ``refit`` (the default; one more model on every
+    training row, as the notes do) or ``fold_ensemble`` (the mean of the fold models, each
+    checked on its held-out fold: no refit, and a variance the folds have already averaged).
     Subclasses give the array keys of their splits, the model and the scoring of predictions.
     """
 
@@ -155,7 +161,7 @@ class CrossValidated(Experiment):
 
     def train_variant(self, cfg, variant, data, *, seed, callbacks=(), fast=True,
                       logger=None) -> TrainedVariant:
-        """Cross-validate the variant, then train the final model on every training row.
+        """Cross-validate the variant, then make its final model (``cv.final``).
 
         The stage's ``callbacks`` (the tune stage's pruner, MLflow's per-epoch logger) are made
         for one fit per run: the pruner must not see epoch 1 again with every fold. They watch
@@ -166,10 +172,14 @@ class CrossValidated(Experiment):
         cfg = self.resolve(cfg, variant)
         logger = logger or NullLogger()
         cv = cfg.train.cv
+        final_kind = cv.get("final", "refit")
+        if final_kind not in FINAL_MODELS:  # before any fold trains
+            raise ConfigError(f"Unknown train.cv.final {final_kind!r}; valid choices: "
+                              f"{', '.join(FINAL_MODELS)}.")
         every_epoch = bool(training.callbacks_from_config(cfg.train))
         x, y = self.split(cfg, variant, data, "train")
         started = time.perf_counter()
-        fold_fits, fold_scores = [], []
+        fold_fits, fold_scores, fold_models = [], [], []
         folds = make_splitter(cv.splitter).split(x, y)
         for fold, (fit_rows, val_rows) in enumerate(folds, start=1):
             watched = fold == 1
@@ -184,16 +194,22 @@ class CrossValidated(Experiment):
                 fold_scores.append(self.metrics_of(y[val_rows], predict(model, x[val_rows])))
                 report(fold_scores[-1])
             fold_fits.append(fit)
-        # As many epochs as the folds ran (the median, should early stopping end them sooner);
-        # no validation rows are left, so no config callbacks either.
-        epochs = int(np.median([fit.epochs for fit in fold_fits]))
-        final, final_fit = self._fit(cfg, variant, (x, y), None, seed=seed, epochs=epochs,
-                                     fast=fast, callbacks=())
+            model.name = f"{self.family}_fold{fold}"  # unique names inside an ensemble
+            fold_models.append(model)
+        if final_kind == "fold_ensemble":
+            final = build_average_ensemble(fold_models, name=self.family, input_name="features")
+            fits = fold_fits
+        else:
+            # As many epochs as the folds ran (the median, should early stopping end them
+            # sooner); no validation rows are left, so no config callbacks either.
+            epochs = int(np.median([fit.epochs for fit in fold_fits]))
+            final, final_fit = self._fit(cfg, variant, (x, y), None, seed=seed, epochs=epochs,
+                                         fast=fast, callbacks=())
+            fits = [*fold_fits, final_fit]
         seconds = time.perf_counter() - started
-        fits = [*fold_fits, final_fit]
         summary = training.FitResult(
             history=fold_fits[0].history,
-            epochs=final_fit.epochs,
+            epochs=fits[-1].epochs,
             seconds=seconds,  # all folds and the final model
             samples_per_second=sum(f.samples_per_second * f.seconds for f in fits) / seconds,
         )
