@@ -1,0 +1,110 @@
+"""The results report (pipeline.report) on made-up stage outputs: it only reads what they wrote."""
+
+import json
+
+import pytest
+import yaml
+
+from conftest import run_module
+from pipeline.report import Row, errata_text, experiment_rows, markdown_table, table
+
+PARAMS = {
+    "experiment": "cls",
+    "seed": 42,
+    "experiments": {
+        "cls": {
+            "tune": {"variant": "long", "metric": "val_accuracy"},
+            "report": {"metrics": ["test_accuracy", "val_accuracy"]},
+            "errata": "The seed's {variants[short][seed_val_accuracy]:.2f} was on the test set; "
+                      "ours {variants[short][val_accuracy]:.3f}, baseline {baseline[accuracy]}.",
+        },
+        "folds": {"tune": {"variant": "only"}, "report": {"metrics": ["cv_mae_mean"]}},
+    },
+}
+METRICS = {
+    "cls": {"variants": {
+        "short": {"test_accuracy": 0.81, "val_accuracy": 0.83, "seed_val_accuracy": 0.85,
+                  "diff_val_accuracy": -0.02, "train_seconds": 12.5},
+        "long": {"test_accuracy": 0.86, "val_accuracy": 0.87, "train_seconds": 80.0},
+    }, "baseline": {"accuracy": 0.1}, "bar": {}},
+    "folds": {"variants": {"only": {"cv_mae_mean": 2.4, "cv_mae_std": 0.3, "test_mae": 2.7}},
+              "baseline": {}, "bar": {}},
+}
+
+
+def write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data) if path.suffix == ".json" else yaml.safe_dump(data))
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf/config.yaml").write_text("{}\n")  # marks the project root
+    write(tmp_path / "params.yaml", PARAMS)
+    for name, metrics in METRICS.items():
+        write(tmp_path / f"metrics/{name}.json", metrics)
+        runs = {variant: f"run-{name}-{variant}" for variant in metrics["variants"]}
+        write(tmp_path / f"models/{name}/runs.json", {"parent_run_id": "p", "variants": runs})
+    write(tmp_path / "tuning/cls/best_params.json",
+          {"metric": "val_accuracy", "best_value": 0.88, "best_test": {"test_accuracy": 0.875}})
+    return tmp_path
+
+
+def test_rows_hold_seed_ours_diff_tuned_time_and_run():
+    rows = experiment_rows("cls", PARAMS["experiments"]["cls"], METRICS["cls"],
+                           {"metric": "val_accuracy", "best_value": 0.88,
+                            "best_test": {"test_accuracy": 0.875}},
+                           {"short": "r1", "long": "r2"})
+    by_key = {(r.variant, r.metric): r for r in rows}
+    assert list(by_key) == [("short", "test_accuracy"), ("short", "val_accuracy"),
+                            ("long", "test_accuracy"), ("long", "val_accuracy")]
+    short_val = by_key["short", "val_accuracy"]
+    assert (short_val.seed, short_val.ours, short_val.run_id) == (0.85, 0.83, "r1")
+    assert short_val.diff == pytest.approx(-0.02) and short_val.tuned is None
+    assert by_key["long", "test_accuracy"].tuned == 0.875   # the best trial's test score
+    assert by_key["long", "val_accuracy"].tuned == 0.88     # the tuned metric itself
+    assert by_key["long", "test_accuracy"].seconds == 80.0
+
+
+def test_mean_comes_with_its_std_and_unlisted_metrics_fall_back_to_the_first_test_metric():
+    [row] = experiment_rows("folds", PARAMS["experiments"]["folds"], METRICS["folds"], None, {})
+    assert (row.metric, row.ours, row.std) == ("cv_mae_mean", 2.4, 0.3)
+    [fallback] = experiment_rows("folds", {}, METRICS["folds"], None, {})
+    assert fallback.metric == "test_mae"
+    cells = table([row])
+    assert cells[1][4] == "2.4 ± 0.3" and cells[1][3] == "–"
+    assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 9
+
+
+def test_errata_are_filled_from_the_measurements_and_a_bad_field_is_shown_not_raised():
+    text = errata_text(PARAMS["experiments"]["cls"]["errata"], METRICS["cls"])
+    assert text == "The seed's 0.85 was on the test set; ours 0.830, baseline 0.1."
+    assert "could not fill in" in errata_text("{variants[nope][x]}", METRICS["cls"])
+
+
+def test_report_stage_writes_markdown_and_self_contained_html(project):
+    result = run_module("pipeline.report", cwd=project)
+    assert result.returncode == 0, result.stderr
+    markdown = (project / "reports/report.md").read_text()
+    assert "| cls | short | val_accuracy | 0.85 | 0.83 | -0.02 | – | 12.5 | run-cls-shor |" in markdown
+    assert "| folds | only | cv_mae_mean | – | 2.4 ± 0.3 |" in markdown
+    assert "The seed's 0.85 was on the test set" in markdown
+    assert "![cls.png](figures/cls.png)" in markdown
+    assert (project / "reports/figures/cls.png").read_bytes()[:4] == b"\x89PNG"
+    page = (project / "reports/report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # figures embedded: one file to share
+    assert "src=\"http" not in page and "<td>run-cls-long</td>" in page
+
+
+def test_missing_stage_outputs_are_named_with_the_stage_to_run_and_nothing_is_written(project):
+    (project / "metrics/folds.json").unlink()
+    result = run_module("pipeline.report", cwd=project)
+    assert result.returncode != 0
+    assert "metrics/folds.json (run: dvc repro evaluate@folds)" in result.stderr
+    assert not (project / "reports").exists()
+
+
+def test_row_diff_is_ours_minus_seed():
+    row = Row("e", "v", "m", seed=0.5, ours=0.75, std=None, tuned=None, seconds=None, run_id=None)
+    assert row.diff == 0.25
