@@ -165,3 +165,13 @@ def log_keras_model(model, input_example: Any, name: str = "model") -> str:
         mlflow.log_artifacts(str(path), name)
     return f"runs:/{mlflow.active_run().info.run_id}/{name}"
 
+
+def register_model(model_uri: str, name: str, *, alias: str | None = None,
+                   tags: Mapping[str, Any] | None = None):
+    """Register ``model_uri`` (``runs:/<run>/<path>``) as a new version of ``name`` in the Model
+    Registry and point ``alias`` at it; ``models:/<name>@<alias>`` then loads it. Returns the
+    ModelVersion. With the local store its source is the run's artifact folder under mlruns/."""
+    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
+    if alias:
+        MlflowClient().set_registered_model_alias(name, alias, version.version)
+    return version

@@ -1,241 +1,184 @@
-"""Hyperparameter search with Optuna, resumable, pruned, tracked in MLflow.
+"""Hyperparameter search with Optuna: resumable, parallel, crash-safe, tracked in MLflow.
 
-    python -m pipeline.tune experiment=wide_deep tune.n_trials=20 [tune.timeout=600]
-        [tune.pruner=median|successive_halving|hyperband|none] [tune.storage=URL]
+    python -m pipeline.tune experiment=<name> [tune.n_trials=N] [tune.timeout=S]
+        [tune.n_workers=K] [tune.storage=URL] [tune.pruner=median|successive_halving|hyperband|none]
+        [tune.objectives=[val_rmse,n_params] tune.directions=[minimize,minimize]]
+        [tune.register=true|false] [tune.dir=studies] [tune.study_name=NAME]
 
 The search space is the experiment's ``tune.space`` (conf/tune/<experiment>.yaml). The study
-lives in persistent storage (a journal file under ``tune.dir``, or an RDB URL), so running the
-same command again resumes it: ``n_trials`` more trials are added. Every trial is an MLflow
-child run under one parent run per invocation; the best parameters, with the best trial's
-test-set score (never used for selection), are written to <dir>/<experiment>/best_params.json.
+lives in persistent storage (a journal file <dir>/<experiment>/study.journal, or an RDB URL
+such as postgresql://... for workers on several machines), so running the same command again
+resumes it: exactly N more trials, run by K worker processes sharing the study. A worker killed
+mid-trial leaves every finished trial; the next invocation fails its stale trial (with a
+reason) and retries it once. A trial whose loss diverges or whose model cannot be built is
+FAILED with its reason and the study goes on. Ctrl-C stops the trials, keeps the finished
+ones, ends the MLflow run KILLED and exits 130.
+
+One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
+child run per trial. The best trial (by the first objective) is retrained, logged on the parent
+run and registered as ``models:/<experiment>@champion`` (unless tune.register=false). The best
+parameters, with the best trial's test-set score (never used for selection) and, for several
+objectives, the Pareto front, are written to <dir>/<experiment>/best_params.json.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
-from typing import Any, Mapping
 
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import cli
 from pipeline.config import experiment_config, load
-from pipeline.errors import ConfigError, TrainingDiverged
-
-PRUNERS = ("median", "successive_halving", "hyperband", "none")
-
-
-def settings_of(cfg: DictConfig) -> dict[str, Any]:
-    """The experiment's tune defaults, overridden by the non-null top-level ``tune.*`` keys."""
-    exp_tune = experiment_config(cfg).tune
-    merged = {key: exp_tune.get(key) for key in ("n_trials", "pruner", "direction", "metric", "variant")}
-    merged.update({key: value for key, value in cfg.tune.items() if value is not None})
-    merged.setdefault("timeout", None)
-    merged["study_name"] = merged.get("study_name") or cfg.experiment
-    if merged["pruner"] not in PRUNERS:
-        raise ConfigError(f"Unknown pruner {merged['pruner']!r}; valid choices: {', '.join(PRUNERS)}.")
-    if not isinstance(merged["n_trials"], int) or merged["n_trials"] < 1:
-        raise ConfigError(f"tune.n_trials must be a positive integer, got {merged['n_trials']!r}.")
-    return merged
-
-
-def search_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, dict]:
-    """Flatten the nested space: {"model.units": {"type": "int", ...}, ...}."""
-    flat: dict[str, dict] = {}
-    for key, value in space.items():
-        if isinstance(value, Mapping) and "type" in value:
-            flat[f"{prefix}{key}"] = dict(value)
-        elif isinstance(value, Mapping):
-            flat.update(search_space(value, f"{prefix}{key}."))
-        else:
-            raise ConfigError(f"Search-space entry {prefix}{key} must be a mapping with a 'type'.")
-    return flat
-
-
-def suggest(trial, exp_cfg: DictConfig) -> DictConfig:
-    """A copy of the experiment config with every search-space key set by the trial."""
-    trial_cfg = exp_cfg.copy()
-    for path, spec in search_space(OmegaConf.to_container(exp_cfg.tune.space)).items():
-        kind = spec["type"]
-        if OmegaConf.select(trial_cfg, path, default="__missing__") == "__missing__":
-            raise ConfigError(f"Search-space key {path} is not a key of the experiment's config.")
-        if kind == "int":
-            value = trial.suggest_int(path, spec["low"], spec["high"], log=spec.get("log", False))
-        elif kind == "float":
-            value = trial.suggest_float(path, spec["low"], spec["high"], log=spec.get("log", False))
-        elif kind == "categorical":
-            value = trial.suggest_categorical(path, list(spec["choices"]))
-        else:
-            raise ConfigError(f"Search-space type {kind!r} of {path}; valid: int, float, categorical.")
-        OmegaConf.update(trial_cfg, path, value, merge=False)
-    return trial_cfg
-
-
-def make_pruner(name: str, max_epochs: int):
-    import optuna
-
-    return {
-        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=4),
-        "successive_halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=2),
-        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=2, max_resource=max_epochs),
-        "none": lambda: optuna.pruners.NopPruner(),
-    }[name]()
-
-
-def make_storage(storage: str | None, study_dir: Path):
-    """An RDB URL as given; otherwise a journal file (safe for several local worker processes)."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    if storage and "://" in storage:
-        return storage
-    path = Path(storage) if storage else study_dir / "study.journal"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return JournalStorage(JournalFileBackend(str(path)))
-
-
-def best_trials_table(study, top: int = 5) -> str:
-    import optuna
-
-    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-    done.sort(key=lambda t: t.value, reverse=study.direction.name == "MAXIMIZE")
-    lines = [f"{'trial':>5}  {'value':>9}  params"]
-    for trial in done[:top]:
-        params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params.items())
-        lines.append(f"{trial.number:>5}  {trial.value:>9.4f}  {params}")
-    return "\n".join(lines)
-
-
-def _short(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+# the names the tests and other stages import from here
+from pipeline.tuning.space import search_space, suggest  # noqa: F401
+from pipeline.tuning.study import PRUNERS, make_pruner, make_storage, settings_of  # noqa: F401
 
 
 def main(args: list[str]) -> int:
+    """See the module docstring (printed by --help)."""
+    worker = cli.pop_option(args, "--worker")  # set by a parent tune process for its workers
     cfg = load(args)
-    name = cfg.experiment
-    exp_cfg = experiment_config(cfg)
     settings = settings_of(cfg)
-    search_space(OmegaConf.to_container(exp_cfg.tune.space))  # fail fast on a malformed space
+    search_space(OmegaConf.to_container(experiment_config(cfg).tune.space))  # fail fast
+    if worker:
+        return run_worker(cfg, settings, worker)
+    return run_search(cfg, settings, args)
 
-    import keras
-    import mlflow
-    import mlflow.keras
-    import optuna
-    from optuna_integration import KerasPruningCallback
 
+def open_study(cfg: DictConfig, settings: dict, *, seed: int, parallel: bool):
+    from pipeline.tuning import study
+
+    storage = make_storage(settings["storage"], study_dir(cfg, settings))
+    pruner = make_pruner(settings["pruner"], int(experiment_config(cfg).train.epochs))
+    return study.open_study(settings, storage, pruner=pruner, seed=seed, parallel=parallel)
+
+
+def study_dir(cfg: DictConfig, settings: dict) -> Path:
+    return Path(settings["dir"]) / cfg.experiment
+
+
+def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     from pipeline import tracking
-    from pipeline.data.store import load_info, load_prepared
-    from pipeline.experiments import get_experiment
     from pipeline.io import write_json
+    from pipeline.tuning import recovery, report
+    from pipeline.tuning.objective import Context
+    from pipeline.tuning.study import make_sampler, quiet_optuna
 
-    experiment = get_experiment(exp_cfg.family)
-    variant = settings["variant"]
-    experiment.variant_config(exp_cfg, variant)
-    data = load_prepared(exp_cfg.dataset)
-    hashes = load_info(exp_cfg.dataset)["sha256"]
-    study_dir = Path(settings["dir"]) / name
-    study = optuna.create_study(
-        study_name=settings["study_name"],
-        storage=make_storage(settings.get("storage"), study_dir),
-        direction=settings["direction"],
-        sampler=optuna.samplers.TPESampler(seed=int(cfg.seed)),
-        pruner=make_pruner(settings["pruner"], int(exp_cfg.train.epochs)),
-        load_if_exists=True,
-    )
-    already = len(study.trials)
+    name, n_workers = cfg.experiment, settings["n_workers"]
+    quiet_optuna()
     tracking.configure(cfg)
-    experiment_id = tracking.get_experiment_id(cfg, name)
-    tags = {**tracking.standard_tags("tune", name, hashes), "optuna.study": study.study_name}
-
-    def objective(trial: optuna.Trial) -> float:
-        trial_cfg = suggest(trial, exp_cfg)
-        keras.backend.clear_session()
-        pruned = None
-        with tracking.run(f"trial-{trial.number}", experiment_id=experiment_id, nested=True,
-                          tags={**tags, "optuna.trial": str(trial.number)}):
-            tracking.log_params(trial.params)
-            try:
-                trained = experiment.train_variant(
-                    trial_cfg, variant, data, seed=int(cfg.seed),
-                    callbacks=[KerasPruningCallback(trial, experiment.monitor),
-                               mlflow.keras.MlflowCallback()],
-                )
-            except optuna.TrialPruned as signal:
-                mlflow.set_tag("optuna.state", "PRUNED")
-                pruned = signal
-            except TrainingDiverged:
-                mlflow.set_tag("optuna.state", "FAILED")
-                raise
-            if pruned is None:
-                run_cfg = experiment.resolve(trial_cfg, variant)
-                scores = {**trained.metrics,
-                          **experiment.evaluation(run_cfg, variant, trained.model, data)}
-                for key, value in scores.items():
-                    if key.startswith("test_"):  # reported for the best trial, never optimized
-                        trial.set_user_attr(key, value)
-                trial.set_user_attr("epochs", trained.fit.epochs)
-                tracking.log_metrics(scores)
-                mlflow.set_tag("optuna.state", "COMPLETE")
-        if pruned is not None:
-            raise pruned
-        if settings["metric"] not in scores:
-            raise ConfigError(f"Tune metric {settings['metric']!r} is not measured; measured: "
-                              f"{', '.join(sorted(scores))}.")
-        value = scores[settings["metric"]]
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"trial {trial.number}: {settings['metric']} is {value}")
-        return value
-
-    def report(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        done = len(study.trials) - already
-        best = f"{study.best_value:.4f} (trial {study.best_trial.number})" if _has_complete(study) else "-"
-        # a pruned trial carries its last intermediate value: show the state instead
-        value = f"{trial.value:.4f}" if trial.state.name == "COMPLETE" else trial.state.name.lower()
-        cli.progress(f"tune {name}: trial {done}/{settings['n_trials']} #{trial.number} {value}; best {best}")
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our one-line progress replaces it
-    cli.progress(f"tune {name}: study {study.study_name!r} has {already} trials; "
-                 f"running {settings['n_trials']} more (pruner {settings['pruner']})")
-    with tracking.run(f"tune-{study.study_name}", experiment_id=experiment_id, tags=tags):
-        tracking.log_params({f"tune.{k}": v for k, v in settings.items()})
-        study.optimize(objective, n_trials=settings["n_trials"], timeout=settings["timeout"],
-                       callbacks=[report], catch=(TrainingDiverged,))
-        if not _has_complete(study):
-            raise TrainingDiverged(f"No trial of study {study.study_name!r} completed.")
-        best = study.best_trial
-        summary = {
-            "study": study.study_name,
-            "metric": settings["metric"],
-            "direction": settings["direction"],
-            "best_trial": best.number,
-            "best_value": best.value,
-            "best_params": best.params,
-            "best_test": {k: v for k, v in best.user_attrs.items() if k.startswith("test_")},
-            "n_trials": len(study.trials),
-            "states": _state_counts(study),
-        }
-        mlflow.log_metrics({"best_value": best.value, **summary["best_test"]})
-        mlflow.log_dict(summary, "best_params.json")
-        write_json(study_dir / "best_params.json", summary)
-    cli.progress(best_trials_table(study))
-    cli.progress(f"tune {name}: best {settings['metric']} {best.value:.4f} (trial {best.number}), "
-                 f"test {summary['best_test']}; wrote {study_dir / 'best_params.json'}")
+    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=n_workers > 1)
+    context = Context.load(cfg, settings)
+    recover(study, context)  # what a killed earlier invocation left RUNNING
+    already = len(study.trials)
+    # another seed per invocation: a resumed study must not re-sample the first one's points
+    seed = int(cfg.seed) + already
+    study.sampler = make_sampler(seed, parallel=n_workers > 1)
+    cli.progress(f"tune {name}: study {study.study_name!r} has {already} trials; running "
+                 f"{settings['n_trials']} more (pruner {settings['pruner']}, "
+                 f"{n_workers} worker{'s' if n_workers > 1 else ''})")
+    with tracking.run(f"tune-{study.study_name}", experiment_id=context.experiment_id,
+                      tags={**context.tags, **recovery.process_tags()}) as parent:
+        tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
+        try:
+            failed_workers = run_trials(study, context, args, parent.info.run_id, seed)
+        finally:
+            recover(study, context, mine=True)  # a worker SIGKILLed just now, a Ctrl-C
+        summary = finish(context, study, settings)
+        write_json(study_dir(cfg, settings) / "best_params.json", summary)
+    cli.progress(report.table(study, settings))
+    cli.progress(f"tune {name}: best {settings['metric']} {summary['best_value']:.4f} "
+                 f"(trial {summary['best_trial']}), test {summary['best_test']}; "
+                 f"wrote {study_dir(cfg, settings) / 'best_params.json'}"
+                 + (f"; registered {summary['champion']['uri']} (version "
+                    f"{summary['champion']['version']})" if "champion" in summary else ""))
+    if failed_workers:
+        cli.progress(f"tune {name}: {failed_workers} worker(s) failed (above); finished trials "
+                     "are kept, run the command again for the missing ones")
+        return 1
     return 0
 
 
-def _has_complete(study) -> bool:
-    import optuna
+def loggable(settings: dict) -> dict:
+    """The settings as MLflow params, without the password of an RDB storage URL."""
+    from urllib.parse import urlsplit
 
-    return any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    storage = settings.get("storage")
+    if storage and "://" in storage and urlsplit(storage).password:
+        parts = urlsplit(storage)
+        storage = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return {**settings, "storage": storage}
 
 
-def _state_counts(study) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for trial in study.trials:
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    return counts
+def recover(study, context, mine: bool = False) -> None:
+    """Fail (with a reason) and queue again the trials of dead workers; close their runs."""
+    from pipeline.tuning import recovery
 
+    for number, reason in recovery.recover_stale_trials(study, mine=mine):
+        cli.progress(f"tune {context.cfg.experiment}: trial #{number} failed: {reason}; "
+                     "queued again")
+    recovery.close_orphan_runs(context.experiment_id)
+
+
+def run_trials(study, context, args: list[str], parent_run_id: str, seed: int) -> int:
+    """N trials, here or in K worker processes; the number of workers that failed."""
+    import mlflow
+
+    from pipeline.tuning import workers
+    from pipeline.tuning.objective import Objective
+
+    settings = context.settings
+    progress = workers.Progress(study, settings, parent_run_id, settings["n_trials"])
+    try:
+        if settings["n_workers"] == 1:
+            workers.run_here(study, Objective(context, parent_run_id), settings, progress)
+            return 0
+        spawned = workers.spawn(args, parent_run_id, seed, settings)
+        failed = len(workers.supervise(spawned, progress))
+        if failed:
+            mlflow.set_tag("tune.failed_workers", str(failed))
+        return failed
+    finally:
+        progress.close()
+
+
+def finish(context, study, settings: dict) -> dict:
+    """Summary, plots and champion on the parent run (the active run)."""
+    import mlflow
+
+    from pipeline import tracking
+    from pipeline.tuning import report
+    from pipeline.tuning.champion import register_champion
+
+    summary = report.summarize(study, settings)
+    tracking.log_metrics({"best_value": summary["best_value"], **summary["best_test"]})
+    for plot, why in report.log_plots(study, settings).items():
+        cli.progress(f"tune {context.cfg.experiment}: plot {plot} skipped: {why}")
+    if settings["register"]:
+        champion = register_champion(context, report.champion_trial(study, settings))
+        summary["champion"] = {k: v for k, v in champion.items() if k != "scores"}
+    mlflow.log_dict(summary, "best_params.json")
+    return summary
+
+
+def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
+    """One worker process of a parent's search: its share of the trials, nothing else."""
+    from pipeline import tracking
+    from pipeline.tuning import workers
+    from pipeline.tuning.objective import Context, Objective, TrialFailed
+    from pipeline.tuning.study import quiet_optuna
+
+    parent_run_id, n_trials, seed = workers.parse_worker_option(option)
+    quiet_optuna()
+    tracking.configure(cfg)
+    study = open_study(cfg, settings, seed=seed, parallel=True)
+    objective = Objective(Context.load(cfg, settings), parent_run_id)
+    study.optimize(objective, n_trials=n_trials, timeout=settings["timeout"], catch=(TrialFailed,))
+    return 0
+
+
+main.__doc__ = __doc__  # what `python -m pipeline.tune --help` prints
 
 if __name__ == "__main__":
     sys.exit(cli.run_stage(main))

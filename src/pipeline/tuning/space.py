@@ -1,0 +1,42 @@
+"""Search spaces: ``conf/tune/<experiment>.yaml`` mirrors the experiment config; each leaf with a
+``type`` is a distribution for the key at that path."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.errors import ConfigError
+
+
+def search_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, dict]:
+    """Flatten the nested space: {"model.units": {"type": "int", ...}, ...}."""
+    flat: dict[str, dict] = {}
+    for key, value in space.items():
+        if isinstance(value, Mapping) and "type" in value:
+            flat[f"{prefix}{key}"] = dict(value)
+        elif isinstance(value, Mapping):
+            flat.update(search_space(value, f"{prefix}{key}."))
+        else:
+            raise ConfigError(f"Search-space entry {prefix}{key} must be a mapping with a 'type'.")
+    return flat
+
+
+def suggest(trial, exp_cfg: DictConfig) -> DictConfig:
+    """A copy of the experiment config with every search-space key set by the trial."""
+    trial_cfg = exp_cfg.copy()
+    for path, spec in search_space(OmegaConf.to_container(exp_cfg.tune.space)).items():
+        kind = spec["type"]
+        if OmegaConf.select(trial_cfg, path, default="__missing__") == "__missing__":
+            raise ConfigError(f"Search-space key {path} is not a key of the experiment's config.")
+        if kind == "int":
+            value = trial.suggest_int(path, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "float":
+            value = trial.suggest_float(path, spec["low"], spec["high"], log=spec.get("log", False))
+        elif kind == "categorical":
+            value = trial.suggest_categorical(path, list(spec["choices"]))
+        else:
+            raise ConfigError(f"Search-space type {kind!r} of {path}; valid: int, float, categorical.")
+        OmegaConf.update(trial_cfg, path, value, merge=False)
+    return trial_cfg

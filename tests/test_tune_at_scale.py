@@ -1,0 +1,345 @@
+"""Tuning at scale (issue #6): worker processes sharing one study, crash safety (SIGKILL,
+Ctrl-C), failed trials with reasons, study plots, the registered champion, several objectives.
+
+Most tests run on a tiny made-up California-housing-shaped dataset (a few hundred rows written
+into a temporary folder), with a throw-away MLflow store; the last one runs on the real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from conftest import ROOT, run_module
+from pipeline import config
+from pipeline.errors import ConfigError
+from pipeline.tuning import recovery, study as study_mod, workers
+
+TIMEOUT = 900  # seconds; the machine is shared, a tiny trial can take a while under load
+# the machinery is tested on the seed's small two-output model (inputs wide + deep, the base
+# epochs), not on the tune stage's own variant (its own epochs, latitude/longitude inputs)
+PIN_VARIANT = "experiments.wide_deep.tune.variant=two_outputs"
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def write_tiny_housing(folder: Path, rows: int = 256) -> None:
+    """data/california_housing/{arrays.npz,info.json} with the real layout, made-up values."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", rows), ("valid", rows // 2), ("test", rows // 2)):
+        x = rng.normal(size=(n, 8))
+        arrays[f"x_{split}"] = x
+        arrays[f"y_{split}"] = 2 + 0.5 * x[:, 0] + x[:, 3] - 0.2 * x[:, 6] + rng.normal(0, 0.1, n)
+    target = folder / "data/california_housing"
+    target.mkdir(parents=True)
+    np.savez(target / "arrays.npz", **arrays)
+    (target / "info.json").write_text(json.dumps({"sha256": {"content": "0" * 64}}))
+
+
+@pytest.fixture
+def tiny(tmp_path, tracking_store, monkeypatch):
+    """A working folder with the tiny dataset; args for a short wide & deep search in it."""
+    write_tiny_housing(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    args = ["experiment=wide_deep", "experiments.wide_deep.train.epochs=2", "tune.pruner=none",
+            f"tune.dir={tmp_path / 'studies'}", f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+            PIN_VARIANT]
+    return tmp_path, args
+
+
+def journal_study(folder: Path, name: str = "wide_deep"):
+    storage = JournalStorage(JournalFileBackend(str(folder / "studies" / name / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def start_tune(folder: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.Popen([sys.executable, "-m", "pipeline.tune", *args], cwd=folder, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until_mid_trial(folder: Path, process: subprocess.Popen, min_complete: int = 1):
+    """Poll the study until ``min_complete`` trials are done and another one is running;
+    return that running trial."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            trials = journal_study(folder).get_trials(deepcopy=False)
+        except (KeyError, FileNotFoundError):  # the study is not created yet
+            trials = []
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        running = [t for t in trials if t.state == TrialState.RUNNING
+                   and "mlflow_run_id" in t.user_attrs]  # training, not just starting
+        if len(complete) >= min_complete and running:
+            return running[0]
+        time.sleep(0.2)
+    raise AssertionError("no trial was running in time")
+
+
+def runs_of(uri: str, experiment: str = "wide_deep"):
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+# --- settings, splitting, recovery: no training -------------------------------------------------
+
+
+def test_n_trials_are_split_exactly_among_workers():
+    assert workers.shares(7, 3) == [3, 2, 2]
+    assert workers.shares(2, 5) == [1, 1]  # never a worker with nothing to do
+    assert all(sum(workers.shares(n, k)) == n for n in range(1, 30) for k in range(1, 9))
+
+
+def test_objectives_and_directions_settings():
+    base = config.compose()
+    single = study_mod.settings_of(base)
+    assert single["objectives"] == ["val_rmse"] and single["directions"] == ["minimize"]
+    assert single["n_workers"] == 1 and single["register"] is True
+    multi = study_mod.settings_of(config.apply_overrides(
+        base, ["tune.objectives=[val_rmse,n_params]"]))
+    assert multi["objectives"] == ["val_rmse", "n_params"] and multi["metric"] == "val_rmse"
+    assert multi["directions"] == ["minimize", "minimize"]
+    for bad in (["tune.objectives=[val_rmse,n_params]", "tune.directions=[minimize]"],
+                ["tune.directions=[upwards]"], ["tune.n_workers=0"]):
+        with pytest.raises(ConfigError):
+            study_mod.settings_of(config.apply_overrides(base, bad))
+
+
+def test_every_experiment_has_a_valid_space_and_variant():
+    """`python -m pipeline.tune experiment=<any>`: every experiment's tune section composes into
+    settings, and a sampled trial config is a valid config of that experiment."""
+    from pipeline.experiments import get_experiment
+    from pipeline.tune import suggest
+
+    base = config.compose()
+    for name in base.experiments:
+        cfg = config.apply_overrides(base, [f"experiment={name}"])
+        settings = study_mod.settings_of(cfg)
+        exp_cfg = config.experiment_config(cfg)
+        get_experiment(exp_cfg.family).variant_config(exp_cfg, settings["variant"])
+        trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+        assert suggest(trial, exp_cfg) is not None, name
+
+
+def test_a_stored_study_refuses_other_objectives(tmp_path):
+    storage = study_mod.make_storage(None, tmp_path)
+    settings = study_mod.settings_of(config.compose())
+    study_mod.open_study(settings, storage, pruner=None, seed=0)
+    settings = {**settings, "objectives": ["val_rmse", "n_params"],
+                "directions": ["minimize", "minimize"]}
+    with pytest.raises(ConfigError, match="tune.study_name"):
+        study_mod.open_study(settings, storage, pruner=None, seed=0)
+
+
+def test_recovery_fails_a_dead_workers_trial_and_queues_it_again(tmp_path):
+    study = optuna.create_study(study_name="s", storage=study_mod.make_storage(None, tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = study.ask()
+    orphan.suggest_float("x", 0, 1)
+    orphan.set_user_attr("worker", {"host": recovery.this_process()["host"], "pid": dead.pid,
+                                    "token": ""})
+    alive = study.ask()
+    alive.set_user_attr("worker", recovery.this_process())
+    assert [n for n, _ in recovery.recover_stale_trials(study)] == [orphan.number]
+    trials = study.get_trials()
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert "is gone" in trials[orphan.number].user_attrs["fail_reason"]
+    assert trials[alive.number].state == TrialState.RUNNING  # a live worker's trial is left be
+    retried = trials[-1]
+    assert retried.state == TrialState.WAITING and retried.params == trials[orphan.number].params
+    assert retried.user_attrs == {"retry_of": orphan.number}
+    assert recovery.recover_stale_trials(study) == []  # idempotent
+
+
+def test_process_identity_detects_exit_and_pid_reuse():
+    me = recovery.this_process()
+    assert not recovery.process_gone(**me)
+    assert recovery.process_gone(me["host"], me["pid"], "another-boot:1")  # token mismatch
+    assert not recovery.process_gone("some-other-host", 1, "")  # cannot tell: never gone
+
+
+# --- searches on tiny data ----------------------------------------------------------------------
+
+
+def test_failed_trials_keep_their_reason_and_the_study_goes_on(tiny, tracking_store):
+    """A diverging trial (NaN loss) and a trial whose builder raises are FAILED with a reason
+    (user attr + MLflow tag); the others complete; the parent run gets the study's plots (the
+    importances need two complete trials and are skipped with one)."""
+    from pipeline import tune
+
+    folder, args = tiny
+    space = ("experiments.wide_deep.tune.space={model: {activation: {type: categorical, "
+             "choices: [relu, bogus]}}, train: {optimizer: {learning_rate: {type: categorical, "
+             "choices: [0.003, 1.0e+12]}}}}")
+    storage = study_mod.make_storage(None, folder / "studies/wide_deep")
+    study = optuna.create_study(study_name="wide_deep", storage=storage)
+    for activation, rate in (("relu", 1e12), ("bogus", 0.003), ("relu", 0.003)):
+        study.enqueue_trial({"model.activation": activation, "train.optimizer.learning_rate": rate})
+    assert tune.main([*args, space, "tune.n_trials=3", "tune.register=false"]) == 0
+    trials = journal_study(folder).get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.FAIL, TrialState.COMPLETE]
+    assert "TrainingDiverged" in trials[0].user_attrs["fail_reason"]
+    assert "bogus" in trials[1].user_attrs["fail_reason"]
+    best = json.loads((folder / "studies/wide_deep/best_params.json").read_text())
+    assert best["best_trial"] == 2 and best["states"] == {"FAIL": 2, "COMPLETE": 1}
+    assert set(best["fail_reasons"]) == {"0", "1"}
+    client, parents, children = runs_of(tracking_store)
+    by_trial = {r.data.tags["optuna.trial"]: r for r in children}
+    assert by_trial["0"].info.status == "FAILED" and by_trial["0"].data.tags["optuna.state"] == "FAILED"
+    assert "TrainingDiverged" in by_trial["0"].data.tags["fail_reason"]
+    assert by_trial["2"].data.tags["optuna.state"] == "COMPLETE"
+    assert len(by_trial["2"].data.metrics) and "n_params" in by_trial["2"].data.metrics
+    (parent,) = parents
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert plots == {"plots/optimization_history.png", "plots/parallel_coordinate.png"}
+
+
+def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
+    """val_rmse vs model size: the Pareto front is plotted and listed in best_params.json; the
+    trial with the best val_rmse is retrained and registered as wide_deep@champion, which
+    loads through mlflow.pyfunc and predicts."""
+    from pipeline import tune
+
+    folder, args = tiny
+    assert tune.main([*args, "tune.n_trials=3", "tune.objectives=[val_rmse,n_params]"]) == 0
+    study = journal_study(folder)
+    assert len(study.directions) == 2 and study.metric_names == ["val_rmse", "n_params"]
+    best = json.loads((folder / "studies/wide_deep/best_params.json").read_text())
+    front = {t.number for t in study.best_trials}
+    assert {p["trial"] for p in best["pareto_front"]} == front
+    assert all(set(p["values"]) == {"val_rmse", "n_params"} for p in best["pareto_front"])
+    done = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert best["best_trial"] == min(done, key=lambda t: t.values[0]).number
+    client, parents, _ = runs_of(tracking_store)
+    (parent,) = parents
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/pareto_front.png", "plots/optimization_history.png",
+            "plots/param_importances.png", "plots/parallel_coordinate.png"} <= plots
+
+    version = client.get_model_version_by_alias("wide_deep", "champion")
+    assert version.run_id == parent.info.run_id and version.tags["optuna.trial"] == str(best["best_trial"])
+    assert Path(mlflow.artifacts.download_artifacts(version.source), "MLmodel").is_file()
+    model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
+    x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4].astype("float32")
+    prediction = model.predict({"wide": x[:, 0:5], "deep": x[:, 2:8]})
+    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
+        prediction = prediction.item()  # the keras pyfunc's {output: array} in a 0-d array
+    assert np.asarray(prediction["main"]).shape == (4, 1)
+    assert np.isclose(parent.data.metrics["champion_val_rmse"], best["best_value"], rtol=1e-4)
+
+
+def test_two_workers_run_exactly_n_trials_on_one_study(tiny, tracking_store):
+    folder, args = tiny
+    result = run_module("pipeline.tune", *args, "tune.n_trials=3", "tune.n_workers=2",
+                        "tune.register=false", cwd=folder, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3/3" in result.stderr  # the progress bar
+    trials = journal_study(folder).get_trials()
+    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
+    _, parents, children = runs_of(tracking_store)
+    (parent,) = parents
+    assert len({t.user_attrs["tune_run"] for t in trials} | {parent.info.run_id}) == 1
+    assert len(children) == 3
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
+    assert len({t.params["model.units"] for t in trials}) == 3  # the workers sampled apart
+
+
+def test_sigkilled_worker_leaves_finished_trials_and_the_next_run_resumes(tiny, tracking_store):
+    """SIGKILL one of two workers mid-trial: the other finishes, the parent fails the stale
+    trial (reason: worker gone), queues it again and exits 1; the next invocation retries it."""
+    folder, args = tiny
+    long_args = [*args, "experiments.wide_deep.train.epochs=20", "tune.register=false"]
+    process = start_tune(folder, *long_args, "tune.n_trials=3", "tune.n_workers=2")
+    victim = wait_until_mid_trial(folder, process)
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "signal 9" in stderr and f"trial #{victim.number} failed" in stderr
+    finished = {t.number: t.state for t in journal_study(folder).trials if t.state.is_finished()}
+    assert finished[victim.number] == TrialState.FAIL
+    assert TrialState.COMPLETE in finished.values()
+
+    result = run_module("pipeline.tune", *long_args, "tune.n_trials=1", cwd=folder, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = journal_study(folder).trials
+    for number, state in finished.items():  # nothing finished was lost or changed
+        assert trials[number].state == state
+    assert "is gone" in trials[victim.number].user_attrs["fail_reason"]
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.state == TrialState.COMPLETE and retry.params == trials[victim.number].params
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    client, parents, children = runs_of(tracking_store)
+    stale_run = client.get_run(trials[victim.number].user_attrs["mlflow_run_id"])
+    assert stale_run.info.status == "KILLED" and stale_run.data.tags["optuna.state"] == "FAILED"
+    assert all(r.info.status != "RUNNING" for r in parents + children)
+
+
+def test_ctrl_c_ends_the_run_killed_keeps_finished_trials_and_exits_130(tiny, tracking_store):
+    folder, args = tiny
+    process = start_tune(folder, *args, "experiments.wide_deep.train.epochs=40",
+                         "tune.n_trials=20", "tune.register=false")
+    running = wait_until_mid_trial(folder, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130, stderr[-3000:]
+    trials = journal_study(folder).trials
+    assert trials[running.number].state == TrialState.FAIL
+    assert trials[running.number].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert any(t.state == TrialState.COMPLETE for t in trials)
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    _, (parent,), children = runs_of(tracking_store)
+    assert parent.info.status == "KILLED"
+    interrupted = [r for r in children if r.data.tags["optuna.trial"] == str(running.number)]
+    assert interrupted[0].info.status == "KILLED"
+
+
+# --- the real data ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_store):
+    """California housing, two workers, two trials of two epochs: exactly two trials, the study
+    plots on the parent run, and the champion predicts the real test rows through pyfunc."""
+    env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
+    assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
+    result = run_module("pipeline.tune", "experiment=wide_deep", "tune.n_trials=2",
+                        "tune.n_workers=2", "experiments.wide_deep.train.epochs=2", PIN_VARIANT,
+                        f"tune.dir={tmp_path / 'studies'}",
+                        f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+                        cwd=tmp_path, env=env, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    best = json.loads((tmp_path / "studies/wide_deep/best_params.json").read_text())
+    assert best["n_trials"] == 2 and best["champion"]["uri"] == "models:/wide_deep@champion"
+    client, (parent,), children = runs_of(tracking_store)
+    assert len(children) == 2
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/optimization_history.png", "plots/param_importances.png"} <= plots
+    x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5].astype("float32")
+    prediction = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(
+        {"wide": x[:, 0:5], "deep": x[:, 2:8]})
+    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
+        prediction = prediction.item()
+    main = np.asarray(prediction["main"]).ravel()
+    assert main.shape == (5,) and np.all((main > 0) & (main < 6))  # house values, 100k$
