@@ -82,6 +82,15 @@ def test_imdb_archive_is_read_without_extraction(tmp_path):
     assert list(arrays["text_train"]) == ["awful", "great"]
     assert list(arrays["y_train"]) == [0, 1]
     assert list(arrays["text_test"]) == ["fine"] and list(arrays["y_test"]) == [1]
+    # the star rating of each review, from its file name <id>_<rating>.txt
+    assert list(arrays["rating_train"]) == [1, 9] and list(arrays["rating_test"]) == [8]
+
+
+def test_imdb_review_without_a_rating_in_its_name_is_a_clear_error(tmp_path):
+    path = tmp_path / "a.tar.gz"
+    make_imdb_tarball(path, {"aclImdb/train/pos/1.txt": "great"})
+    with pytest.raises(DataError, match="<id>_<rating>.txt"):
+        read_imdb_archive(path)
 
 
 def test_archive_that_is_not_a_tarball_is_a_clear_error(tmp_path):

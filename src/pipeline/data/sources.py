@@ -196,8 +196,9 @@ def _load_california(paths: dict[str, Path]) -> dict[str, np.ndarray]:
 
 
 def read_imdb_archive(path: Path) -> dict[str, np.ndarray]:
-    """Review texts and labels of aclImdb, read straight from the tarball (no extraction)."""
-    reviews: dict[str, list[tuple[str, str, int]]] = {"train": [], "test": []}
+    """Review texts, labels and star ratings of aclImdb, read straight from the tarball (no
+    extraction). The rating (1-4 negative, 7-10 positive) is the file name's ``_<rating>``."""
+    reviews: dict[str, list[tuple[str, str, int, int]]] = {"train": [], "test": []}
     try:
         with tarfile.open(path, "r:gz") as archive:
             for member in archive:
@@ -206,7 +207,8 @@ def read_imdb_archive(path: Path) -> dict[str, np.ndarray]:
                 if len(parts) != 4 or parts[2] not in ("pos", "neg") or not member.isfile():
                     continue
                 text = archive.extractfile(member).read().decode("utf-8")
-                reviews[parts[1]].append((member.name, text, int(parts[2] == "pos")))
+                reviews[parts[1]].append((member.name, text, int(parts[2] == "pos"),
+                                          _imdb_rating(path, member.name)))
     except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as error:
         raise DataError(
             f"{path} is not a readable gzip tarball of UTF-8 reviews ({error}). Replace it with "
@@ -217,9 +219,20 @@ def read_imdb_archive(path: Path) -> dict[str, np.ndarray]:
     for split, rows in reviews.items():
         rows.sort()  # archive order is not a contract; file names are
         # object, not fixed-width str: that would pad all 25,000 reviews to the longest (2.7 GB)
-        arrays[f"text_{split}"] = np.array([text for _, text, _ in rows], dtype=object)
-        arrays[f"y_{split}"] = np.array([label for *_, label in rows], dtype="int64")
+        arrays[f"text_{split}"] = np.array([text for _, text, *_ in rows], dtype=object)
+        arrays[f"y_{split}"] = np.array([label for _, _, label, _ in rows], dtype="int64")
+        arrays[f"rating_{split}"] = np.array([rating for *_, rating in rows], dtype="int64")
     return arrays
+
+
+def _imdb_rating(path: Path, name: str) -> int:
+    """The star rating in a review's file name ``<id>_<rating>.txt``."""
+    stem = name.rsplit("/", 1)[-1].removesuffix(".txt")
+    _, underscore, rating = stem.rpartition("_")
+    if not underscore or not rating.isdigit() or not 1 <= int(rating) <= 10:
+        raise DataError(f"{path}: review {name} is not named <id>_<rating>.txt with a rating of "
+                        f"1 to 10; replace the archive with the verified aclImdb_v1.tar.gz.")
+    return int(rating)
 
 
 def _load_imdb(paths: dict[str, Path]) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -30,10 +30,12 @@ def split_as_shipped(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
     return dict(raw)
 
 
-def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x") -> Arrays:
+def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x",
+                        also: Sequence[str] = ()) -> Arrays:
     """Keep the source's train/test split; take ``valid_size`` training rows for validation:
     the first ones (``random_state: null``, as Chollet and Géron do) or a seeded, stratified
-    sample. Works on any row-indexable array (images, object arrays of sequences or texts)."""
+    sample. Works on any row-indexable array (images, object arrays of sequences or texts).
+    ``also`` names further per-row arrays (``<name>_train``, ``<name>_test``) split the same way."""
     y = raw["y_train"]
     rows = np.arange(len(y))
     if split.get("random_state") is None:
@@ -41,9 +43,14 @@ def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x") -> 
     else:
         train, valid = train_test_split(rows, test_size=split["valid_size"],
                                         random_state=split["random_state"], stratify=y)
-    return {f"{x}_train": raw[f"{x}_train"][train], "y_train": y[train],
-            f"{x}_valid": raw[f"{x}_train"][valid], "y_valid": y[valid],
-            f"{x}_test": raw[f"{x}_test"], "y_test": raw["y_test"]}
+    arrays = {f"{x}_train": raw[f"{x}_train"][train], "y_train": y[train],
+              f"{x}_valid": raw[f"{x}_train"][valid], "y_valid": y[valid],
+              f"{x}_test": raw[f"{x}_test"], "y_test": raw["y_test"]}
+    for name in also:
+        arrays.update({f"{name}_train": raw[f"{name}_train"][train],
+                       f"{name}_valid": raw[f"{name}_train"][valid],
+                       f"{name}_test": raw[f"{name}_test"]})
+    return arrays
 
 
 def split_reuters(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
@@ -55,8 +62,10 @@ def split_reuters(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
 
 
 def split_imdb(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
-    """Reviews are packed as UTF-8 bytes: a fixed-width str array would pad each to the longest."""
-    arrays = hold_out_validation(raw, split, x="text")  # the source gives object arrays of str
+    """Reviews are packed as UTF-8 bytes: a fixed-width str array would pad each to the longest.
+    The star ratings (``rating_<split>``, when the source has them) follow their reviews."""
+    also = ("rating",) if "rating_train" in raw else ()
+    arrays = hold_out_validation(raw, split, x="text", also=also)  # object arrays of str
     for part in ("train", "valid", "test"):
         arrays.update(pack_texts(f"text_{part}", arrays.pop(f"text_{part}")))
     return arrays
@@ -74,10 +83,10 @@ SPLITTERS: dict[str, Callable[[Arrays, Mapping[str, Any]], Arrays]] = {
 
 
 def summarize(arrays: Arrays) -> dict[str, Any]:
-    """Shapes, and target statistics or class balance of every y_* array."""
+    """Shapes, and target statistics or class balance of every y_* and rating_* array."""
     summary: dict[str, Any] = {"shapes": {k: list(v.shape) for k, v in arrays.items()}}
     for key, values in arrays.items():
-        if not key.startswith("y"):
+        if not key.startswith(("y", "rating_")):
             continue
         if np.issubdtype(values.dtype, np.integer):
             labels, counts = np.unique(values, return_counts=True)

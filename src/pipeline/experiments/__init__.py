@@ -13,6 +13,8 @@ from pipeline.experiments.boston import Boston
 from pipeline.experiments.deep_training import DeepTraining
 from pipeline.experiments.fashion import FashionRegularization
 from pipeline.experiments.mc_dropout import MCDropout
+from pipeline.experiments.multi_io import MultiIO
+from pipeline.experiments.siamese import Siamese
 from pipeline.experiments.thoracic import Thoracic
 from pipeline.experiments.transfer import Transfer
 from pipeline.experiments.wide_deep import WideDeep
@@ -21,6 +23,7 @@ REGISTRY: dict[str, Experiment] = {
     experiment.family: experiment for experiment in (
         WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
         DeepTraining(), MCDropout(), Transfer(),
+        Siamese(), MultiIO(),
     )
 }
 
