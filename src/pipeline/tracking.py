@@ -137,6 +137,17 @@ def log_figure(figure, artifact_file: str) -> None:
     mlflow.log_figure(figure, artifact_file)
 
 
+@contextlib.contextmanager
+def artifact_dir(artifact_path: str) -> Iterator[Path]:
+    """A temporary directory whose files, if any, are logged to the active run under
+    ``artifact_path`` when the block succeeds (e.g. TensorBoard event files: download the
+    folder and run ``tensorboard --logdir`` on it)."""
+    with tempfile.TemporaryDirectory(prefix=f"pipeline-{artifact_path}-") as tmp:
+        yield Path(tmp)
+        if any(Path(tmp).iterdir()):
+            mlflow.log_artifacts(tmp, artifact_path)
+
+
 def log_keras_model(model, input_example: Any, name: str = "model") -> str:
     """Log the model (keras flavor + pyfunc) with signature, input example and pinned
     requirements; return its ``runs:/`` URI.

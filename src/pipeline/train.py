@@ -3,7 +3,8 @@
     python -m pipeline.train experiment=wide_deep [key=value ...]
 
 One MLflow parent run ``train`` per invocation, one child run per variant with its params,
-per-epoch metrics, learning-curve PNG and the logged Keras model (signature + input example).
+per-epoch metrics, learning-curve PNG and the logged Keras model (signature + input example),
+and TensorBoard event files under ``tensorboard/`` when the variant's ``train.tensorboard`` asks.
 Writes models/<experiment>/<variant>.keras, models/<experiment>/runs.json (variant -> run id,
 read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots), all atomically.
 """
@@ -36,7 +37,7 @@ def main(args: list[str]) -> int:
     # heavy imports only once the arguments are known to be good
     import mlflow.keras
 
-    from pipeline import plots, tracking
+    from pipeline import plots, tracking, training
     from pipeline.data.store import load_info, load_prepared
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, save_keras_model, write_json
@@ -57,11 +58,14 @@ def main(args: list[str]) -> int:
                 cli.progress(f"train {name} [{index}/{len(variants)}] {variant} ...")
                 variant_tags = {**tags, "pipeline.variant": variant}
                 with tracking.run(variant, experiment_id=experiment_id, nested=True,
-                                  tags=variant_tags) as child:
+                                  tags=variant_tags) as child, \
+                        tracking.artifact_dir("tensorboard") as tensorboard_dir:
                     tracking.log_params(experiment.flat_params(exp_cfg, variant))
+                    run_train_cfg = experiment.resolve(exp_cfg, variant).train
                     trained = experiment.train_variant(
                         exp_cfg, variant, data, seed=int(cfg.seed),
-                        callbacks=[mlflow.keras.MlflowCallback()],
+                        callbacks=[mlflow.keras.MlflowCallback(),
+                                   *training.tensorboard_callbacks(run_train_cfg, tensorboard_dir)],
                         logger=tracking.MlflowLogger(experiment_id, variant_tags),
                     )
                     summary = {**trained.metrics, "epochs": trained.fit.epochs,

@@ -10,6 +10,7 @@ bench/train_speed.py measures the speed-up.
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipeline.errors import TrainingDiverged
+from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.models.factories import make_optimizer
 
 # predict() on arrays of a new length retraces its graph; with a handful of calls per run that
@@ -68,6 +69,22 @@ def callbacks_from_config(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.
     if train_cfg.get("reduce_lr_on_plateau"):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(**dict(train_cfg["reduce_lr_on_plateau"])))
     return callbacks
+
+
+def tensorboard_callbacks(train_cfg: Mapping[str, Any], log_dir: Any) -> list[keras.callbacks.Callback]:
+    """``train.tensorboard``: null/false (off), true (Keras' defaults) or a mapping of
+    keras.callbacks.TensorBoard options, e.g. ``{histogram_freq: 1}`` -> a TensorBoard callback
+    writing its event files into ``log_dir`` (the train stage logs them to the variant's run)."""
+    spec = train_cfg.get("tensorboard")
+    if not spec:
+        return []
+    options = {} if spec is True else dict(spec)
+    valid = sorted(set(inspect.signature(keras.callbacks.TensorBoard).parameters) - {"log_dir"})
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"Unknown train.tensorboard option(s) {unknown}; valid choices: "
+                          f"{', '.join(valid)}.")
+    return [keras.callbacks.TensorBoard(log_dir=str(log_dir), **options)]
 
 
 class LearningRateLogger(keras.callbacks.Callback):

@@ -11,8 +11,11 @@ from pipeline.experiments.bag_of_words import Imdb, Reuters
 from pipeline.experiments.base import Experiment
 from pipeline.experiments.boston import Boston
 from pipeline.experiments.deep_training import DeepTraining
+from pipeline.experiments.ensemble import Ensemble
 from pipeline.experiments.fashion import FashionRegularization
+from pipeline.experiments.inception import Inception
 from pipeline.experiments.mc_dropout import MCDropout
+from pipeline.experiments.residual import Residual
 from pipeline.experiments.multi_io import MultiIO
 from pipeline.experiments.siamese import Siamese
 from pipeline.experiments.thoracic import Thoracic
@@ -23,6 +26,7 @@ REGISTRY: dict[str, Experiment] = {
     experiment.family: experiment for experiment in (
         WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
         DeepTraining(), MCDropout(), Transfer(),
+        Residual(), Inception(), Ensemble(),
         Siamese(), MultiIO(),
     )
 }
