@@ -15,8 +15,8 @@ from pipeline.experiments.ensemble import Ensemble
 from pipeline.experiments.fashion import FashionRegularization
 from pipeline.experiments.inception import Inception
 from pipeline.experiments.mc_dropout import MCDropout
-from pipeline.experiments.residual import Residual
 from pipeline.experiments.multi_io import MultiIO
+from pipeline.experiments.residual import Residual
 from pipeline.experiments.siamese import Siamese
 from pipeline.experiments.thoracic import Thoracic
 from pipeline.experiments.transfer import Transfer
@@ -26,8 +26,8 @@ REGISTRY: dict[str, Experiment] = {
     experiment.family: experiment for experiment in (
         WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
         DeepTraining(), MCDropout(), Transfer(),
-        Residual(), Inception(), Ensemble(),
         Siamese(), MultiIO(),
+        Residual(), Inception(), Ensemble(),
     )
 }
 
