@@ -12,14 +12,8 @@ from omegaconf import OmegaConf
 from pipeline import config, training
 from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
-from pipeline.models.graphs import (
-    build_average_ensemble,
-    build_conv_net,
-    build_deep_dense,
-    build_member,
-    deep_widths,
-    ensemble_members,
-)
+from pipeline.models.ensemble import build_average_ensemble, ensemble_members
+from pipeline.models.graphs import build_conv_net, build_deep_dense, build_member, deep_widths
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import NullLogger, TrainedVariant
 from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment, n_classes
-from pipeline.models.graphs import MEMBER_KINDS, build_average_ensemble, build_member, ensemble_members
+from pipeline.models.ensemble import build_average_ensemble, ensemble_members
+from pipeline.models.graphs import MEMBER_KINDS, build_member
 from pipeline.training import compile_model
 
 SPLITS = {"test": "test", "valid": "val"}
@@ -58,7 +59,7 @@ class Ensemble(ClassificationExperiment):
         trained itself, so it has no optimizer: compiling it would save one whose variables
         do not match on loading."""
         members = [self.build_member(cfg, data, name, spec) for name, spec in self.member_specs(cfg)]
-        return build_average_ensemble(members, name=f"ensemble_{variant}")
+        return build_average_ensemble(members, name=f"ensemble_{variant}", input_name="pixels")
 
     def train_variant(self, cfg, variant, data, *, seed, callbacks=(), fast=True,
                       logger=None) -> TrainedVariant:
@@ -93,7 +94,7 @@ class Ensemble(ClassificationExperiment):
             fits.append(fit)
             metrics.update(scores)
         seconds = time.perf_counter() - started
-        model = build_average_ensemble(members, name=f"ensemble_{variant}")
+        model = build_average_ensemble(members, name=f"ensemble_{variant}", input_name="pixels")
         accuracies = [metrics[f"{name}_val_accuracy"] for name, _ in self.member_specs(cfg)]
         metrics.update({
             "members": len(members),

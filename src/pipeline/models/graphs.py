@@ -5,7 +5,7 @@
 - three small convolutional networks of similar size: a plain Conv2D stack, Inception-style
   modules (parallel 1x1, 1x1 -> 3x3, 1x1 -> 3x3 -> 3x3 and pooled branches, concatenated) and
   an Xception-style stack of depthwise separable convolutions;
-- small ensemble members and the model that averages their softmax outputs.
+- small ensemble members (models/ensemble.py averages them into one model).
 
 Every network takes raw uint8 pixels and scales them itself (Rescaling 1/255), so a saved model
 takes the data as stored. Batch normalization follows the chapter's advice: after each Dense or
@@ -198,19 +198,3 @@ def build_member(spec: Mapping[str, Any], *, input_shape: Sequence[int], n_outpu
             x = keras.layers.Dropout(dropout, name="dropout1")(x)
     outputs = keras.layers.Dense(n_outputs, activation="softmax", name="output")(x)
     return keras.Model(inputs, outputs, name=name)
-
-
-def build_average_ensemble(members: Sequence[keras.Model], name: str = "ensemble") -> keras.Model:
-    """One model whose output is the mean of its members' softmax outputs (members as layers,
-    so the ensemble saves and loads as one .keras file and predicts like any model)."""
-    if not members:
-        raise ValueError("an ensemble needs at least one member")
-    inputs = keras.Input(shape=tuple(members[0].input_shape[1:]), name="pixels")
-    outputs = [member(inputs) for member in members]
-    averaged = keras.layers.Average(name="average")(outputs) if len(outputs) > 1 else outputs[0]
-    return keras.Model(inputs, averaged, name=name)
-
-
-def ensemble_members(model: keras.Model) -> list[keras.Model]:
-    """The member networks inside a model made by :func:`build_average_ensemble`."""
-    return [layer for layer in model.layers if isinstance(layer, keras.Model)]
