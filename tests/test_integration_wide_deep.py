@@ -34,7 +34,8 @@ def test_prepare_splits_like_the_seed(mirror, tmp_path):
 def shrink(project: Path, epochs: int = 2, n_trials: int = 2) -> None:
     """Fewer epochs and trials, written into conf/ (the source of truth) and params.yaml."""
     experiment = project / "conf/experiments/wide_deep.yaml"
-    experiment.write_text(experiment.read_text().replace("epochs: 20", f"epochs: {epochs}"))
+    # every variant's epochs (the seed's 20, the tune stage's variant's own)
+    experiment.write_text(re.sub(r"epochs: \d+", f"epochs: {epochs}", experiment.read_text()))
     tune = project / "conf/tune/wide_deep.yaml"
     tune.write_text(re.sub(r"n_trials: \d+", f"n_trials: {n_trials}", tune.read_text()))
 
@@ -143,7 +144,8 @@ def test_changing_one_param_reruns_only_its_dependants(repro):
 def test_tune_resumes_the_same_study(mirror, tmp_path, tracking_store):
     env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
     assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
-    args = ["experiment=wide_deep", "tune.n_trials=2", "experiments.wide_deep.train.epochs=2",
+    args = ["experiment=wide_deep", "tune.n_trials=2",
+            "experiments.wide_deep.variants.search.train.epochs=2",  # the tune variant's own
             f"tune.dir={tmp_path / 'studies'}"]
     for _ in range(2):
         result = run_module("pipeline.tune", *args, cwd=tmp_path, env=env)

@@ -1,5 +1,6 @@
 """Builders, the fit loop and the experiment contract on small made-up data."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -49,6 +50,46 @@ def test_normalization_is_adapted_on_the_training_array_only():
     model = build_wide_deep(wide_train=train, deep_train=None, units=2, depth=1)
     normalized = model.get_layer("wide_norm")(train.astype("float32")).numpy()
     assert abs(normalized.mean()) < 1e-3 and abs(normalized.std() - 1) < 1e-2
+
+
+def test_soft_clip_bounds_outliers_and_keeps_ordinary_values():
+    train = np.random.default_rng(4).normal(0.0, 1.0, size=(500, 3))
+    model = build_wide_deep(wide_train=train, deep_train=None, units=2, depth=1, soft_clip=3.0)
+    clip = keras.Model(model.inputs, model.get_layer("wide_clip_out").output)
+    x = np.array([[0.5, -1.0, 500.0]], dtype="float32")  # the last: a z = 500 district
+    squashed = clip.predict({"wide": x}, verbose=0)[0]
+    z = model.get_layer("wide_norm")(x).numpy()[0]
+    assert np.allclose(squashed[:2], z[:2], atol=0.05) and 2.99 < squashed[2] <= 3.0
+
+
+def test_crossed_feature_is_an_input_per_column_and_survives_saving(tmp_path):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 8)).astype("float32")
+    columns = {"latitude": x[:, 6:7], "longitude": x[:, 7:8]}
+    model = build_wide_deep(wide_train=x[:, :5], deep_train=x, units=4, depth=1, aux_output=True,
+                            crossed_train=columns, cross_bins=4)
+    assert sorted(i.name for i in model.inputs) == ["deep", "latitude", "longitude", "wide"]
+    assert model.get_layer("latitude_bins").get_config()["num_bins"] == 4
+    inputs = {"wide": x[:, :5], "deep": x, **columns}
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict(inputs, verbose=0)["main"],
+                               model.predict(inputs, verbose=0)["main"], rtol=1e-6)
+
+
+def test_tune_only_variant_is_tuned_not_trained(housing_like, wide_deep_cfg):
+    experiment = get_experiment("wide_deep")
+    tuned = wide_deep_cfg.tune.variant
+    assert wide_deep_cfg.variants[tuned].tune_only
+    assert tuned not in experiment.variants(wide_deep_cfg)  # the train stage skips it
+    assert set(experiment.variants(wide_deep_cfg)) == {"single_input", "two_inputs", "two_outputs"}
+    cfg = wide_deep_cfg.copy()
+    cfg.variants[tuned].train.epochs = 2
+    trained = experiment.train_variant(cfg, tuned, housing_like, seed=1)
+    inputs, _ = experiment.split(cfg, tuned, housing_like, "test")
+    assert set(inputs) == {"wide", "deep", "latitude", "longitude"} and inputs["deep"].shape[1] == 8
+    assert trained.fit.epochs == 2
+    assert experiment.score(cfg, tuned, trained.model, housing_like, "test")["rmse"] > 0
 
 
 def test_invalid_depth_is_rejected():

@@ -1,4 +1,5 @@
-"""Note 000: Wide & Deep on California housing (single input, two inputs, two outputs)."""
+"""Note 000: Wide & Deep on California housing (single input, two inputs, two outputs), and the
+tune stage's variant of it (see conf/experiments/wide_deep.yaml, variant ``search``)."""
 
 from __future__ import annotations
 
@@ -15,15 +16,33 @@ from pipeline.plots import predicted_vs_actual
 from pipeline.training import compile_model
 
 
+#: California housing's columns, in the order of sklearn.datasets.fetch_california_housing
+FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude",
+            "Longitude")
+
+
 class WideDeep(Experiment):
     family = "wide_deep"
 
     def _inputs(self, cfg: DictConfig, variant: str, x: np.ndarray) -> dict[str, np.ndarray]:
+        cfg = self.resolve(cfg, variant)  # a variant may change the features (idempotent)
         x = x.astype("float32")
+        crossed = self._crossed(cfg, x)
         if self.variant_config(cfg, variant).inputs == "single":
-            return {"wide": x}
+            return {"wide": x, **crossed}
         (w0, w1), (d0, d1) = cfg.model.wide_features, cfg.model.deep_features
-        return {"wide": x[:, w0:w1], "deep": x[:, d0:d1]}
+        return {"wide": x[:, w0:w1], "deep": x[:, d0:d1], **crossed}
+
+    @staticmethod
+    def _crossed(cfg: DictConfig, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The columns crossed into the wide path (an input each), if ``model.cross_bins``."""
+        if not cfg.model.get("cross_bins"):
+            return {}
+        return {FEATURES[i].lower(): x[:, i:i + 1] for i in cfg.model.cross_features}
+
+    def variants(self, cfg: DictConfig) -> list[str]:
+        """The variants the train and evaluate stages run: not the tune stage's own model."""
+        return [name for name, spec in cfg.variants.items() if not spec.get("tune_only", False)]
 
     def split(self, cfg, variant, data, split):
         y = data[f"y_{split}"].astype("float32").reshape(-1, 1)
@@ -42,6 +61,9 @@ class WideDeep(Experiment):
             depth=int(cfg.model.depth),
             activation=cfg.model.activation,
             aux_output=bool(spec.aux_output),
+            soft_clip=cfg.model.get("soft_clip"),
+            crossed_train={k: v for k, v in train_inputs.items() if k not in ("wide", "deep")},
+            cross_bins=int(cfg.model.get("cross_bins") or 0),
         )
         outputs = ["main", "aux"] if spec.aux_output else ["main"]
         weights = dict(zip(outputs, spec.loss_weights)) if spec.loss_weights else None
