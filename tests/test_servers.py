@@ -1,0 +1,271 @@
+"""The pipeline against real servers: Optuna workers sharing a PostgreSQL study, and the train
+stage logging to an MLflow tracking server over HTTP. Both servers are started here, on a free
+loopback port in a throw-away folder, and stopped (and removed) even when a test fails.
+
+Without the PostgreSQL server binaries (Debian: ``apt-get install postgresql``) the Postgres
+test skips locally; under ``CI=true`` it fails, as the real-data tests do without a mirror.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, run_module
+
+pytestmark = pytest.mark.slow
+
+EPOCHS = "experiments.wide_deep.train.epochs=2"  # shrunk: these tests are about the plumbing
+TUNED = "search"  # the variant the tune stage trains (its own epochs)
+VARIANTS = {"single_input", "two_inputs", "two_outputs"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def missing(message: str):
+    """Fail under CI (a CI run must not pass by proving nothing), skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def prepared(mirror, tmp_path_factory) -> Path:
+    """A working folder with California housing prepared in data/ (what the stages read)."""
+    folder = tmp_path_factory.mktemp("work")
+    result = run_module("pipeline.prepare", "experiment=wide_deep", cwd=folder,
+                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """The folder of initdb/pg_ctl/createdb: on PATH, else Debian's /usr/lib/postgresql/<v>/bin."""
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for folder in candidates:
+        if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb")):
+            return folder
+    return None
+
+
+class Postgres:
+    """A PostgreSQL cluster in a temporary folder: initdb, start on a loopback port, stop, remove.
+
+    initdb and postgres refuse to run as root; as root, the cluster is run by the ``postgres``
+    system user (created by Debian's package) through ``runuser``.
+    """
+
+    USER = "pipeline"  # the cluster's superuser (trust authentication, loopback only)
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir, self.port = bin_dir, free_port()
+        self.as_user: list[str] = []
+        owner = None
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root, and there is no `postgres` user to run the server "
+                            "as (initdb refuses root); install Debian's postgresql package")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        # not under pytest's tmp_path: its parents are private to root, the server user must enter
+        self.root = Path(tempfile.mkdtemp(prefix="pipeline-postgres-", dir="/tmp" if owner else None))
+        if owner is not None:
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        self.data, self.log = self.root / "data", self.root / "server.log"
+        self.started = False
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([*self.as_user, str(self.bin_dir / tool), *args], capture_output=True,
+                                text=True, timeout=120, cwd=self.root)
+        assert result.returncode == 0, f"{tool} failed:\n{result.stdout}{result.stderr}{self.server_log()}"
+        return result
+
+    def server_log(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def start(self) -> None:
+        self.run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8",
+                 "--no-locale")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.root}'\n"
+                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        self.started = True  # from here on the finalizer stops it, whatever happens next
+        self.run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
+
+    def createdb(self, name: str) -> str:
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, name)
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        if self.started and (self.data / "postmaster.pid").exists():
+            stopped = subprocess.run([*self.as_user, str(self.bin_dir / "pg_ctl"), "stop", "-D",
+                                      str(self.data), "-m", "fast", "-w", "-t", "30"],
+                                     capture_output=True, text=True, cwd=self.root)
+            if stopped.returncode != 0 and (self.data / "postmaster.pid").exists():
+                pid = int((self.data / "postmaster.pid").read_text().split()[0])
+                os.kill(pid, 9)  # the postmaster this fixture started, by its own pid file
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres():
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        missing("the PostgreSQL server binaries (initdb, pg_ctl) are not installed: "
+                "apt-get install postgresql")
+    server = Postgres(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+    assert not server.root.exists()
+
+
+def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, tracking_store):
+    import optuna
+
+    url = postgres.createdb("optuna")
+    # Optuna creates its tables on first use, and two workers doing that at the same moment on
+    # an empty database race (CREATE TYPE ... UniqueViolation): create the schema once first,
+    # as the README says. The two workers then create-or-load the study itself concurrently.
+    optuna.storages.RDBStorage(url).engine.dispose()
+    per_worker = (2, 1)  # unequal, so a lost or doubled worker shows in the total
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MLFLOW_TRACKING_URI": tracking_store}
+    # MLflow creates its SQLite schema on first use; do it once here, not in two racing workers
+    mlflow.set_tracking_uri(tracking_store)
+    MlflowClient().search_experiments()
+    workers, logs = [], []
+    for index, n_trials in enumerate(per_worker):
+        log = (tmp_path / f"worker{index}.log").open("w+")
+        logs.append(log)
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "pipeline.tune", "experiment=wide_deep", f"tune.storage={url}",
+             f"tune.n_trials={n_trials}", "tune.study_name=shared", f"tune.dir={tmp_path / 'studies'}",
+             f"mlflow.artifact_root={tmp_path / 'artifacts'}", "tune.register=false",
+             f"experiments.wide_deep.variants.{TUNED}.train.epochs=1"],
+            cwd=prepared, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        codes = [worker.wait(timeout=900) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    outputs = []
+    for log in logs:
+        log.seek(0)
+        outputs.append(log.read())
+        log.close()
+    assert codes == [0, 0], "\n\n".join(outputs)
+
+    study = optuna.load_study(study_name="shared", storage=url)
+    trials = study.get_trials(deepcopy=False)
+    total = sum(per_worker)
+    assert sorted(t.number for t in trials) == list(range(total)), "a trial was lost or doubled"
+    assert all(t.state.is_finished() for t in trials), [t.state.name for t in trials]
+    assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}
+    assert len({t._trial_id for t in trials}) == total
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("wide_deep").experiment_id])
+    trial_runs = [r for r in runs if "optuna.trial" in r.data.tags]
+    assert sorted(int(r.data.tags["optuna.trial"]) for r in trial_runs) == list(range(total))
+    parents = [r for r in runs if "optuna.trial" not in r.data.tags]  # one per worker invocation
+    assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in parents)
+    assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {r.info.run_id for r in parents}
+
+
+# --- MLflow tracking server ------------------------------------------------------------------
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """``mlflow server`` on a SQLite backend, serving artifacts, on a free loopback port."""
+    port = free_port()
+    log = (tmp_path / "mlflow-server.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "mlflow"), "server",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--serve-artifacts",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, (tmp_path / "mlflow-server.log").read_text()
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not answer /health in 180 s"
+            time.sleep(1)
+        yield url
+    finally:
+        # the server's own process group (gunicorn/uvicorn workers included), not the test's
+        if server.poll() is None:
+            os.killpg(server.pid, 15)
+            try:
+                server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, 9)
+                server.wait()
+        log.close()
+
+
+def test_train_logs_to_an_mlflow_server(prepared, mlflow_server, tmp_path):
+    env = {"MLFLOW_TRACKING_URI": mlflow_server}
+    result = run_module("pipeline.train", "experiment=wide_deep", EPOCHS, cwd=prepared, env=env)
+    assert result.returncode == 0, result.stderr
+
+    mlflow.set_tracking_uri(mlflow_server)
+    client = MlflowClient()  # REST: nothing is read from the server's files directly
+    experiment = client.get_experiment_by_name("wide_deep")
+    assert experiment is not None
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # served by the server
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags["pipeline.stage"] == "train"
+    children = {r.data.tags["pipeline.variant"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    assert set(children) == VARIANTS
+    for run in children.values():
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert {"epochs", "train_seconds"} <= set(run.data.metrics)
+        assert run.data.metrics["epochs"] == 2
+        assert len(client.get_metric_history(run.info.run_id, "validation_loss")) == 2  # per epoch
+        assert run.data.params["train.epochs"] == "2"
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"learning_curves.png", "model"} <= artifacts
+        model_files = {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+        assert {"model/MLmodel", "model/input_example.json"} <= model_files
+    # the logged model comes back through the server and predicts
+    model = mlflow.pyfunc.load_model(f"runs:/{children['single_input'].info.run_id}/model")
+    assert model.metadata.signature is not None
+    # and nothing went to the project's local store
+    assert not (prepared / "mlruns").exists()
