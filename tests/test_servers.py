@@ -146,14 +146,27 @@ def postgres():
     assert not server.root.exists()
 
 
+def _open_storage(url: str) -> str:
+    from pipeline.tuning.study import make_storage
+
+    make_storage(url, Path(".")).engine.dispose()
+    return "ok"
+
+
+def test_workers_creating_optuna_tables_together_on_an_empty_database(postgres):
+    """Optuna creates its schema on first use; workers doing that at the same moment collide
+    (PostgreSQL: duplicate key on pg_type, or relation exists). Each must still open the storage."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    url = postgres.createdb("race")
+    with ProcessPoolExecutor(4) as pool:
+        assert list(pool.map(_open_storage, [url] * 4)) == ["ok"] * 4
+
+
 def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, tracking_store):
     import optuna
 
-    url = postgres.createdb("optuna")
-    # Optuna creates its tables on first use, and two workers doing that at the same moment on
-    # an empty database race (CREATE TYPE ... UniqueViolation): create the schema once first,
-    # as the README says. The two workers then create-or-load the study itself concurrently.
-    optuna.storages.RDBStorage(url).engine.dispose()
+    url = postgres.createdb("optuna")  # empty: the two workers create the schema and the study
     per_worker = (2, 1)  # unequal, so a lost or doubled worker shows in the total
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MLFLOW_TRACKING_URI": tracking_store}
     # MLflow creates its SQLite schema on first use; do it once here, not in two racing workers

@@ -10,6 +10,7 @@ them again.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -117,13 +118,29 @@ def make_storage(storage: str | None, study_dir: Path):
     from pipeline.tuning.recovery import retry
 
     if storage and "://" in storage:
-        with quiet_experimental():
-            return optuna.storages.RDBStorage(
-                storage, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=retry)
+        return _rdb_storage(storage, retry)
     path = Path(storage) if storage else study_dir / "study.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
+
+
+def _rdb_storage(url: str, stale_trial_callback, attempts: int = 5):
+    """RDBStorage creates Optuna's tables on first use; workers starting together on an empty
+    database race on that (PostgreSQL answers one of them with a duplicate-key or
+    already-exists error). The loser retries and finds the tables made."""
+    import optuna
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(1, attempts + 1):
+        try:
+            with quiet_experimental():
+                return optuna.storages.RDBStorage(
+                    url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=stale_trial_callback)
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == attempts:
+                raise
+            time.sleep(0.5 * attempt)
 
 
 def make_sampler(seed: int, parallel: bool):
