@@ -52,7 +52,8 @@ def main(args: list[str]) -> int:
     data = load_prepared(exp_cfg.dataset)
     run_record = read_json(f"models/{name}/runs.json")
     runs = run_record["variants"]
-    seed_figures = OmegaConf.to_container(exp_cfg.get("seed_figures") or {})
+    # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
+    seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
     tracking.configure(cfg)
 
     report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
