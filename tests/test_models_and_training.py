@@ -147,3 +147,34 @@ def test_fast_path_gives_the_plain_fit_result(housing_like, wide_deep_cfg):
 def test_registry_covers_every_configured_experiment():
     for name, cfg in config.compose().experiments.items():
         assert cfg.family in REGISTRY, name
+
+
+def test_best_checkpoint_restores_the_best_epoch_and_cleans_up():
+    """train.checkpoint: the weights kept are the best epoch's by the monitored metric, not the
+    last epoch's, and the temporary checkpoint file is gone afterwards."""
+    from pipeline.training import BestCheckpoint, callbacks_from_config
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 3)), rng.normal(size=(64, 1))
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="mse")
+
+    snapshots = []
+
+    class Snapshot(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 4:  # spoil the weights: the last epoch ends worse than the best one
+                self.model.set_weights([w + 5.0 for w in self.model.get_weights()])
+
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots.append((logs["val_loss"], [w.copy() for w in self.model.get_weights()]))
+
+    (checkpoint,) = callbacks_from_config({"checkpoint": {"monitor": "val_loss"}})
+    assert isinstance(checkpoint, BestCheckpoint)
+    model.fit(x, y, validation_data=(x, y), epochs=5, verbose=0, callbacks=[checkpoint, Snapshot()])
+    best_loss, best_weights = min(snapshots, key=lambda pair: pair[0])
+    assert best_loss < snapshots[-1][0]
+    for kept, best in zip(model.get_weights(), best_weights):
+        np.testing.assert_allclose(kept, best, rtol=1e-6)
+    assert not checkpoint.folder.exists()

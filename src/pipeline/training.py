@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import inspect
 import math
+import shutil
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -60,15 +63,36 @@ def compile_model(
 def callbacks_from_config(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
     """The Keras callbacks a ``train`` config section asks for (each optional):
 
-    ``early_stopping: {monitor, patience, restore_best_weights}`` and
-    ``reduce_lr_on_plateau: {monitor, factor, patience}``.
+    ``early_stopping: {monitor, patience, restore_best_weights}``,
+    ``reduce_lr_on_plateau: {monitor, factor, patience}`` and ``checkpoint: {monitor, mode}``.
     """
     callbacks: list[keras.callbacks.Callback] = []
     if train_cfg.get("early_stopping"):
         callbacks.append(keras.callbacks.EarlyStopping(**dict(train_cfg["early_stopping"])))
     if train_cfg.get("reduce_lr_on_plateau"):
         callbacks.append(keras.callbacks.ReduceLROnPlateau(**dict(train_cfg["reduce_lr_on_plateau"])))
+    if train_cfg.get("checkpoint"):
+        callbacks.append(BestCheckpoint(**dict(train_cfg["checkpoint"])))
     return callbacks
+
+
+class BestCheckpoint(keras.callbacks.ModelCheckpoint):
+    """``ModelCheckpoint(save_best_only=True)`` into a temporary file whose weights are loaded
+    back when training ends, so the model the stage saves is the best epoch by ``monitor`` (the
+    chapter's EarlyStopping + ModelCheckpoint pair). The file lives outside the stage's outputs,
+    which are written atomically once training is over."""
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", **options: Any) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="pipeline-checkpoint-"))
+        super().__init__(str(self.folder / "best.weights.h5"), monitor=monitor, mode=mode,
+                         save_best_only=True, save_weights_only=True, **options)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        try:
+            if Path(self.filepath).exists():
+                self.model.load_weights(self.filepath)
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def tensorboard_callbacks(train_cfg: Mapping[str, Any], log_dir: Any) -> list[keras.callbacks.Callback]:
