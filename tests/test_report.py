@@ -77,6 +77,22 @@ def test_mean_comes_with_its_std_and_unlisted_metrics_fall_back_to_the_first_tes
     assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 9
 
 
+def test_a_tune_only_variant_gets_a_row_of_its_tuned_test_score_beside_the_seed():
+    cfg = {"tune": {"variant": "search"}, "report": {"metrics": ["test_rmse"]}}
+    metrics = {"variants": {"two_outputs": {"test_rmse": 0.577, "seed_test_rmse": 0.56}}}
+    rows = experiment_rows("wd", cfg, metrics, {"best_test": {"test_rmse": 0.461}}, {})
+    tuned = rows[-1]
+    assert (tuned.variant, tuned.ours, tuned.seed, tuned.tuned) == ("search (tune only)", None, 0.56, 0.461)
+    assert tuned.diff == pytest.approx(0.461 - 0.56)
+    assert table([tuned])[1][3:7] == ["0.56", "–", "-0.099", "0.461"]
+
+
+def test_large_counts_are_whole_numbers_not_exponents():
+    row = Row(experiment="e", variant="v", metric="params", seed=None, ours=53698.0, std=None,
+              tuned=None, seconds=1456.8, run_id=None)
+    assert table([row])[1][4] == "53,698" and table([row])[1][7] == "1,457"
+
+
 def test_errata_are_filled_from_the_measurements_and_a_bad_field_is_shown_not_raised():
     text = errata_text(PARAMS["experiments"]["cls"]["errata"], METRICS["cls"])
     assert text == "The seed's 0.85 was on the test set; ours 0.830, baseline 0.1."

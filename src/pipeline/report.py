@@ -38,7 +38,7 @@ class Row:
     variant: str
     metric: str
     seed: float | None
-    ours: float
+    ours: float | None  # None for a variant only the tune stage trains
     std: float | None
     tuned: float | None
     seconds: float | None
@@ -46,7 +46,8 @@ class Row:
 
     @property
     def diff(self) -> float | None:
-        return None if self.seed is None else self.ours - self.seed
+        measured = self.ours if self.ours is not None else self.tuned
+        return None if self.seed is None or measured is None else measured - self.seed
 
 
 def _number(value: Any) -> float | None:
@@ -80,6 +81,16 @@ def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str,
                 std=_number(entry.get(std_key)) if std_key else None, tuned=tuned_value,
                 seconds=_number(entry.get("train_seconds")), run_id=runs.get(variant),
             ))
+    if tuned and tune_variant and tune_variant not in metrics["variants"]:
+        # a tune-only variant (wide & deep's `search`): the train stage never ran it, so the
+        # tuned test score is its only figure, beside the seed's figure for the same metric
+        seeds = {m: _number(e.get(f"seed_{m}")) for e in metrics["variants"].values() for m in wanted}
+        for metric in wanted:
+            value = _number((tuned.get("best_test") or {}).get(metric))
+            if value is not None:
+                rows.append(Row(experiment=name, variant=f"{tune_variant} (tune only)",
+                                metric=metric, seed=seeds.get(metric), ours=None, std=None,
+                                tuned=value, seconds=None, run_id=None))
     return rows
 
 
@@ -94,6 +105,8 @@ def errata_text(template: str, metrics: Mapping[str, Any]) -> str:
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
+    if abs(value) >= 1000:  # counts (parameters, seconds): whole numbers, not 5.37e+04
+        return f"{value:,.0f}"
     return f"{value:.{digits}g}" if abs(value) >= 100 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
@@ -124,7 +137,7 @@ def comparison_figure(name: str, rows: list[Row]):
     x = range(len(rows))
     width = 0.27
     axis.bar([i - width for i in x], [r.seed or 0 for r in rows], width, label="seed", color="#bbbbbb")
-    axis.bar(list(x), [r.ours for r in rows], width, yerr=[r.std or 0 for r in rows],
+    axis.bar(list(x), [r.ours or 0 for r in rows], width, yerr=[r.std or 0 for r in rows],
              label="ours", color="#1f77b4", capsize=3)
     axis.bar([i + width for i in x], [r.tuned or 0 for r in rows], width, label="tuned", color="#2ca02c")
     values = [v for r in rows for v in (r.seed, r.ours, r.tuned) if v]
