@@ -3,6 +3,8 @@ missing mirror fails them instead of skipping, so CI never passes by proving not
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import shutil
 import signal
@@ -10,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -65,3 +68,44 @@ def copy_project(dest: Path) -> Path:
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
     subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
     return dest
+
+
+# --- configs and made-up data shared by the unit tests ------------------------------------------
+
+
+@functools.cache
+def _composed():
+    from pipeline import config
+
+    return config.compose()
+
+
+@pytest.fixture(scope="session")
+def composed():
+    """conf/ composed once for the session (read-only: use experiment_cfg to change a copy)."""
+    return _composed()
+
+
+def experiment_cfg(name: str, **train):
+    """A private copy of one experiment's composed config, with ``train`` keys overridden."""
+    from pipeline import config
+
+    cfg = copy.deepcopy(config.experiment_config(_composed(), name))
+    for key, value in train.items():
+        cfg.train[key] = value
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def images():
+    """A tiny Fashion-MNIST look-alike: 10 classes whose images differ in brightness."""
+    rng = np.random.default_rng(0)
+
+    def make(n):
+        y = np.arange(n) % 10
+        x = np.clip(rng.normal(y[:, None, None] * 20 + 30, 10, size=(n, 28, 28)), 0, 255)
+        return x.astype("uint8"), y.astype("uint8")
+
+    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = make(400), make(100), make(100)
+    return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
+                x_test=x_test, y_test=y_test)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from pipeline import config
+from conftest import experiment_cfg
 from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.mc_dropout import expected_calibration_error, uncertainty_scores
@@ -13,26 +13,8 @@ from pipeline.models.deep_mlp import build_deep_mlp
 from pipeline.models.factories import make_schedule
 
 
-@pytest.fixture(scope="module")
-def images():
-    """A tiny Fashion-MNIST look-alike: 10 classes whose images differ in brightness."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        y = np.arange(n) % 10
-        x = np.clip(rng.normal(y[:, None, None] * 20 + 30, 10, size=(n, 28, 28)), 0, 255)
-        return x.astype("uint8"), y.astype("uint8")
-
-    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = make(400), make(100), make(100)
-    return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
-                x_test=x_test, y_test=y_test)
 
 
-def experiment_cfg(name, **train):
-    cfg = config.experiment_config(config.compose(), name)
-    cfg.train.epochs = 1
-    cfg.train.update(train)
-    return cfg
 
 
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu", "selu"])
@@ -61,7 +43,7 @@ def test_schedules_follow_the_note():
 
 def test_groups_choose_the_variants():
     experiment = get_experiment("deep_training")
-    cfg = experiment_cfg("deep_training")
+    cfg = experiment_cfg("deep_training", epochs=1)
     assert len(experiment.variants(cfg)) == len(cfg.variants)
     cfg.train.groups = ["optimizers"]
     assert experiment.variants(cfg) == [v for v in cfg.variants if v.startswith("opt_")]
@@ -72,9 +54,9 @@ def test_groups_choose_the_variants():
 
 def test_other_optimizer_replaces_the_base_one():
     experiment = get_experiment("deep_training")
-    resolved = experiment.resolve(experiment_cfg("deep_training"), "opt_adam")
+    resolved = experiment.resolve(experiment_cfg("deep_training", epochs=1), "opt_adam")
     assert OmegaConf.to_container(resolved.train.optimizer) == {"name": "adam", "learning_rate": 0.001}
-    momentum = experiment.resolve(experiment_cfg("deep_training"), "opt_nesterov").train.optimizer
+    momentum = experiment.resolve(experiment_cfg("deep_training", epochs=1), "opt_nesterov").train.optimizer
     assert (momentum.name, momentum.momentum, momentum.nesterov) == ("sgd", 0.9, True)
 
 
@@ -82,18 +64,18 @@ def test_other_optimizer_replaces_the_base_one():
                                      "init_variance_scaling", "reg_l2"])
 def test_variants_train_and_record_gradients_and_learning_rate(variant, images):
     experiment = get_experiment("deep_training")
-    trained = experiment.train_variant(experiment_cfg("deep_training"), variant, images, seed=0)
+    trained = experiment.train_variant(experiment_cfg("deep_training", epochs=1), variant, images, seed=0)
     assert "learning_rate" in trained.fit.history
     assert trained.metrics["grad_norm_start_hidden1"] > 0
     assert trained.metrics["grad_norm_end_output"] > 0
-    assert trained.metrics["group"] == experiment_cfg("deep_training").variants[variant].group
+    assert trained.metrics["group"] == experiment_cfg("deep_training", epochs=1).variants[variant].group
 
 
 def test_deep_training_summary_tables_per_group():
     experiment = get_experiment("deep_training")
     results = {"opt_sgd": {"group": "optimizers", "val_accuracy": 0.8},
                "act_elu": {"group": "activations", "val_accuracy": 0.85}}
-    tables, figures = experiment.summary(experiment_cfg("deep_training"), results,
+    tables, figures = experiment.summary(experiment_cfg("deep_training", epochs=1), results,
                                          {"opt_sgd": {"val_accuracy": [0.7, 0.8]}})
     assert set(tables) == {"optimizers", "activations"} and set(figures) == {"optimizers.png", "activations.png"}
 
@@ -107,7 +89,7 @@ def test_expected_calibration_error():
 
 def test_mc_dropout_scores_compare_mc_and_deterministic(images):
     experiment = get_experiment("mc_dropout")
-    cfg = experiment_cfg("mc_dropout")
+    cfg = experiment_cfg("mc_dropout", epochs=1)
     cfg.train.mc.passes = 5
     trained = experiment.train_variant(cfg, "dropout_0_2", images, seed=0)
     scores = experiment.evaluation(cfg, "dropout_0_2", trained.model, images)
@@ -135,7 +117,7 @@ def test_paired_comparison():
 
 def test_transfer_keeps_model_a_intact_and_logs_each_model_and_seed(images):
     experiment = get_experiment("transfer")
-    cfg = experiment_cfg("transfer")
+    cfg = experiment_cfg("transfer", epochs=1)
     cfg.train.transfer.update({"seeds": 2, "frozen_epochs": 1, "unfrozen_epochs": 1, "b_train_size": 30})
     children = []
 

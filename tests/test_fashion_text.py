@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import experiment_cfg
 from pipeline import config
 from pipeline.data.splits import hold_out_validation, split_imdb, split_reuters
 from pipeline.data.text import (pack_ragged, pack_texts, ragged_parts, sequences_to_multi_hot,
@@ -19,16 +20,6 @@ from pipeline.tune import search_space
 EXPERIMENTS = ("fashion_regularization", "imdb", "reuters")
 
 
-@pytest.fixture(scope="module")
-def composed():
-    return config.compose()
-
-
-def experiment_cfg(composed, name, **train):
-    cfg = config.experiment_config(composed, name).copy()
-    for key, value in train.items():
-        cfg.train[key] = value
-    return cfg
 
 
 # --- data: packing and splits ------------------------------------------------------------
@@ -116,8 +107,8 @@ def layer(model, name):
     return model.get_layer(name)
 
 
-def test_fashion_networks_have_the_notes_layers(composed):
-    cfg = experiment_cfg(composed, "fashion_regularization")
+def test_fashion_networks_have_the_notes_layers():
+    cfg = experiment_cfg("fashion_regularization")
     experiment = get_experiment("fashion_regularization")
     data = {"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.arange(10)}
     models = {v: experiment.build(cfg, v, data) for v in
@@ -135,15 +126,15 @@ def test_fashion_networks_have_the_notes_layers(composed):
     assert float(np.max(scaled)) == pytest.approx(1.0)  # pixels / 255 inside the model
 
 
-def test_unknown_fashion_network_lists_choices(composed):
-    cfg = experiment_cfg(composed, "fashion_regularization")
+def test_unknown_fashion_network_lists_choices():
+    cfg = experiment_cfg("fashion_regularization")
     cfg.variants.softmax_1epoch.network = "batchnorm"
     with pytest.raises(ConfigError, match="softmax, l2_l1, max_norm, dropout"):
         get_experiment("fashion_regularization").network_layers(cfg, "softmax_1epoch")
 
 
-def test_fashion_variants_run_as_the_note_and_early_stopped(composed):
-    cfg = experiment_cfg(composed, "fashion_regularization")
+def test_fashion_variants_run_as_the_note_and_early_stopped():
+    cfg = experiment_cfg("fashion_regularization")
     experiment = get_experiment("fashion_regularization")
     for variant in experiment.variants(cfg):
         train = experiment.resolve(cfg, variant).train
@@ -188,8 +179,8 @@ def newswires():
     return split_reuters(raw, {"valid_size": 10, "random_state": None})
 
 
-def test_imdb_vectorizes_once_for_every_variant(composed, reviews, monkeypatch):
-    cfg = experiment_cfg(composed, "imdb", epochs=3, batch_size=16)
+def test_imdb_vectorizes_once_for_every_variant(reviews, monkeypatch):
+    cfg = experiment_cfg("imdb", epochs=3, batch_size=16)
     cfg.model.max_tokens = 50
     experiment = get_experiment("imdb")
     calls = []
@@ -206,8 +197,8 @@ def test_imdb_vectorizes_once_for_every_variant(composed, reviews, monkeypatch):
     assert targets.dtype == np.float32
 
 
-def test_reuters_label_encodings_train_the_same_model(composed, newswires):
-    cfg = experiment_cfg(composed, "reuters", epochs=3, batch_size=16)
+def test_reuters_label_encodings_train_the_same_model(newswires):
+    cfg = experiment_cfg("reuters", epochs=3, batch_size=16)
     cfg.model.num_words = 60
     experiment = get_experiment("reuters")
     _, one_hot = experiment.split(cfg, "one_hot_labels", newswires, "train")
@@ -221,8 +212,8 @@ def test_reuters_label_encodings_train_the_same_model(composed, newswires):
     assert experiment.figure(cfg, "integer_labels", runs["integer_labels"].model, newswires) is not None
 
 
-def test_reuters_vocabulary_smaller_than_the_data_is_a_config_error(composed, newswires):
-    cfg = experiment_cfg(composed, "reuters")
+def test_reuters_vocabulary_smaller_than_the_data_is_a_config_error(newswires):
+    cfg = experiment_cfg("reuters")
     cfg.model.num_words = 10
     experiment = get_experiment("reuters")
     experiment._vectors = None
@@ -230,8 +221,8 @@ def test_reuters_vocabulary_smaller_than_the_data_is_a_config_error(composed, ne
         experiment.split(cfg, "integer_labels", newswires, "train")
 
 
-def test_unknown_label_encoding_lists_choices(composed, newswires):
-    cfg = experiment_cfg(composed, "reuters")
+def test_unknown_label_encoding_lists_choices(newswires):
+    cfg = experiment_cfg("reuters")
     cfg.variants.integer_labels.labels = "ordinal"
     with pytest.raises(ConfigError, match="one_hot, integer"):
         get_experiment("reuters").targets(cfg, "integer_labels", newswires, "train")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, copy_project, run_module
+from conftest import copy_project, run_module
 
 pytestmark = pytest.mark.slow
 VARIANTS = {"single_input", "two_inputs", "two_outputs"}

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import experiment_cfg
 from pipeline import config, training
 from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
@@ -16,26 +17,8 @@ from pipeline.models.ensemble import build_average_ensemble, ensemble_members
 from pipeline.models.graphs import build_conv_net, build_deep_dense, build_member, deep_widths
 
 
-@pytest.fixture(scope="module")
-def images():
-    """A tiny Fashion-MNIST look-alike: 10 classes whose images differ in brightness."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        y = np.arange(n) % 10
-        x = np.clip(rng.normal(y[:, None, None] * 20 + 30, 10, size=(n, 28, 28)), 0, 255)
-        return x.astype("uint8"), y.astype("uint8")
-
-    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = make(300), make(100), make(100)
-    return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
-                x_test=x_test, y_test=y_test)
 
 
-def experiment_cfg(name, **train):
-    cfg = config.experiment_config(config.compose(), name)
-    cfg.train.epochs = 1
-    cfg.train.update(train)
-    return cfg
 
 
 def layer_types(model):
@@ -198,7 +181,7 @@ def test_configs_enable_tensorboard_and_keep_note_003_without_seed_figures():
 
 def test_residual_records_gradient_norms_and_compares_the_variants(images):
     experiment = get_experiment("residual")
-    cfg = experiment_cfg("residual")
+    cfg = experiment_cfg("residual", epochs=1)
     cfg.model.widths = [16, 8]
     cfg.model.layers_per_width = 10  # 21 hidden layers
     results = {}
@@ -225,7 +208,7 @@ def test_residual_records_gradient_norms_and_compares_the_variants(images):
 
 def test_inception_records_parameter_counts(images):
     experiment = get_experiment("inception")
-    cfg = experiment_cfg("inception", steps_per_execution=4)
+    cfg = experiment_cfg("inception", epochs=1, steps_per_execution=4)
     cfg.model.filters = 4
     trained = experiment.train_variant(cfg, "inception", images, seed=0)
     assert trained.metrics["params"] == trained.model.count_params()
@@ -241,7 +224,7 @@ def test_inception_records_parameter_counts(images):
 
 def test_ensemble_trains_members_as_child_runs_and_scores_each(tmp_path, images):
     experiment = get_experiment("ensemble")
-    cfg = experiment_cfg("ensemble", steps_per_execution=4)
+    cfg = experiment_cfg("ensemble", epochs=1, steps_per_execution=4)
     cfg.model.members = 3
     cfg.model.architectures = [{"kind": "dense", "hidden": [16]}, {"kind": "conv", "filters": 4}]
     recorder = Recorder()

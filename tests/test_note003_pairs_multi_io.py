@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from conftest import experiment_cfg
 from pipeline import config
 from pipeline.data.splits import split_imdb
 from pipeline.errors import ConfigError, DataError
@@ -19,16 +20,6 @@ from pipeline.tune import search_space
 EXPERIMENTS = ("siamese", "multi_io")
 
 
-@pytest.fixture(scope="module")
-def composed():
-    return config.compose()
-
-
-def experiment_cfg(composed, name, **train):
-    cfg = config.experiment_config(composed, name).copy()
-    for key, value in train.items():
-        cfg.train[key] = value
-    return cfg
 
 
 # --- pairs ----------------------------------------------------------------------------------
@@ -71,8 +62,8 @@ def images():
     return data
 
 
-def test_test_pairs_come_from_the_test_images_only(composed, images):
-    cfg = experiment_cfg(composed, "siamese")
+def test_test_pairs_come_from_the_test_images_only(images):
+    cfg = experiment_cfg("siamese")
     experiment = get_experiment("siamese")
     for split, code, n_images in (("train", 1, 60), ("valid", 2, 20), ("test", 3, 30)):
         inputs, same = experiment.split(cfg, "dense_encoder", images, split)
@@ -138,15 +129,15 @@ def test_siamese_model_saves_and_loads_without_custom_code(tmp_path):
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_unknown_encoder_lists_choices(composed, images):
-    cfg = experiment_cfg(composed, "siamese")
+def test_unknown_encoder_lists_choices(images):
+    cfg = experiment_cfg("siamese")
     cfg.variants.dense_encoder.encoder = "lstm"
     with pytest.raises(ConfigError, match="dense, conv"):
         get_experiment("siamese").build(cfg, "dense_encoder", images)
 
 
-def test_siamese_trains_scores_and_gives_an_input_example(composed, images):
-    cfg = experiment_cfg(composed, "siamese", epochs=2, batch_size=16)
+def test_siamese_trains_scores_and_gives_an_input_example(images):
+    cfg = experiment_cfg("siamese", epochs=2, batch_size=16)
     cfg.model.filters, cfg.model.conv_hidden = [4], [8]
     experiment = get_experiment("siamese")
     trained = experiment.train_variant(cfg, "conv_encoder", images, seed=0)
@@ -197,14 +188,14 @@ def test_ratings_follow_their_reviews_through_the_split(reviews):
         assert first_words <= {"superb"}
 
 
-def multi_io_cfg(composed, **train):
-    cfg = experiment_cfg(composed, "multi_io", **train)
+def multi_io_cfg(**train):
+    cfg = experiment_cfg("multi_io", **train)
     cfg.model.max_tokens = 20
     return cfg
 
 
-def test_multi_io_predictions_are_keyed_by_output_name(composed, reviews):
-    cfg = multi_io_cfg(composed)
+def test_multi_io_predictions_are_keyed_by_output_name(reviews):
+    cfg = multi_io_cfg()
     experiment = get_experiment("multi_io")
     for variant, names in (("both_outputs", {"sentiment", "rating"}), ("sentiment_only", {"sentiment"})):
         run_cfg = experiment.resolve(cfg, variant)
@@ -217,9 +208,9 @@ def test_multi_io_predictions_are_keyed_by_output_name(composed, reviews):
         assert set(model.output_names) == names
 
 
-def test_multi_io_loss_weights_and_losses_come_from_config(composed, reviews):
+def test_multi_io_loss_weights_and_losses_come_from_config(reviews):
     experiment = get_experiment("multi_io")
-    cfg = multi_io_cfg(composed)
+    cfg = multi_io_cfg()
     cfg.train.loss_weights = {"sentiment": 1.0, "rating": 0.25}
     model = experiment.build(cfg, "both_outputs", reviews)
     inputs, targets = experiment.split(cfg, "both_outputs", reviews, "valid")
@@ -235,9 +226,9 @@ def test_multi_io_loss_weights_and_losses_come_from_config(composed, reviews):
     assert scores["loss"] == pytest.approx(scores["sentiment_loss"], rel=1e-5)
 
 
-def test_length_is_standardized_with_training_statistics_only(composed, reviews):
+def test_length_is_standardized_with_training_statistics_only(reviews):
     experiment = get_experiment("multi_io")
-    cfg = multi_io_cfg(composed)
+    cfg = multi_io_cfg()
     model = experiment.build(cfg, "both_outputs", reviews)
     norm = model.get_layer("log_words_norm")
     train = log_word_counts(reviews, "train")
@@ -251,8 +242,8 @@ def test_length_is_standardized_with_training_statistics_only(composed, reviews)
     assert log_word_counts(reviews, "test").min() > np.log1p(200)
 
 
-def test_multi_io_trains_scores_and_beats_its_baselines(composed, reviews):
-    cfg = multi_io_cfg(composed, epochs=12, batch_size=8)
+def test_multi_io_trains_scores_and_beats_its_baselines(reviews):
+    cfg = multi_io_cfg(epochs=12, batch_size=8)
     cfg.train.optimizer.learning_rate = 0.02
     experiment = get_experiment("multi_io")
     results, models = {}, {}
@@ -278,9 +269,9 @@ def test_multi_io_trains_scores_and_beats_its_baselines(composed, reviews):
         assert (figure is not None) == has_figure, variant
 
 
-def test_unprepared_ratings_and_unknown_outputs_are_clear_errors(composed, reviews):
+def test_unprepared_ratings_and_unknown_outputs_are_clear_errors(reviews):
     experiment = get_experiment("multi_io")
-    cfg = multi_io_cfg(composed)
+    cfg = multi_io_cfg()
     old = {k: v for k, v in reviews.items() if not k.startswith("rating_")}  # prepared before
     with pytest.raises(DataError, match="pipeline.prepare dataset=imdb_reviews"):
         experiment.split(cfg, "both_outputs", old, "train")

@@ -214,7 +214,7 @@ def test_fold_ensemble_final_model_is_the_mean_of_the_fold_models(composed, hous
     cfg.train.batch_size = 16
     cfg.train.cv.final = "fold_ensemble"
     experiment = Boston()
-    fold_models, fits = [], []
+    fold_models = []
     original_fit = Boston._fit
 
     def recording_fit(self, *args, **kwargs):

@@ -10,7 +10,7 @@ import numpy as np
 from omegaconf import DictConfig
 from sklearn.metrics import root_mean_squared_error
 
-from pipeline.experiments.base import Arrays, Experiment
+from pipeline.experiments.base import Experiment
 from pipeline.models.wide_deep import build_wide_deep
 from pipeline.plots import predicted_vs_actual
 from pipeline.training import compile_model

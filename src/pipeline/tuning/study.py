@@ -111,7 +111,6 @@ def make_pruner(name: str, max_epochs: int):
 
 def make_storage(storage: str | None, study_dir: Path):
     """An RDB URL (with heartbeats); otherwise a journal file, safe for local worker processes."""
-    import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
