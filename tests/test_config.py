@@ -48,6 +48,19 @@ def test_override_sets_typed_value():
     assert cfg.tune.n_trials == 5
 
 
+@pytest.mark.parametrize("text, value", [("1e-4", 1e-4), ("1.0e12", 1e12), ("3E+2", 300.0), ("0.5", 0.5)])
+def test_float_overrides_in_exponent_notation_are_numbers(text, value):
+    """PyYAML alone reads 1e-4 as a string (YAML 1.1): a learning rate typed that way must work."""
+    key = "experiments.wide_deep.train.optimizer.learning_rate"
+    cfg = config.apply_overrides(config.compose(), [f"{key}={text}"])
+    assert OmegaConf.select(cfg, key) == value
+
+
+def test_exponent_notation_is_still_no_int():
+    with pytest.raises(ConfigError, match=r"epochs=1000.0 has the wrong type: .*epochs is an int"):
+        config.apply_overrides(config.compose(), ["experiments.wide_deep.train.epochs=1e3"])
+
+
 def test_override_with_wrong_type_names_the_value():
     with pytest.raises(ConfigError, match=r"epochs='ten'.*int"):
         config.apply_overrides(config.compose(), ["experiments.wide_deep.train.epochs=ten"])

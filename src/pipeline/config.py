@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -79,8 +80,21 @@ def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
 # --- reading params.yaml back, with overrides ---------------------------------------------
 
 
+# YAML 1.1 (PyYAML) reads 1e-4 and 1.0e12 as strings; on a command line they are numbers (Hydra)
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _parse_value(text: str) -> Any:
-    return yaml.safe_load(text) if text != "" else ""
+    if text == "":
+        return ""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and _FLOAT.fullmatch(text.strip()):
+        return float(text)
+    return value
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
 
 
 def _check_type(key: str, old: Any, new: Any) -> None:
@@ -96,7 +110,7 @@ def _check_type(key: str, old: Any, new: Any) -> None:
         ok = isinstance(new, type(old))
     if not ok:
         raise ConfigError(
-            f"Override {key}={new!r} has the wrong type: {key} is a {type(old).__name__} "
+            f"Override {key}={new!r} has the wrong type: {key} is {_a(type(old).__name__)} "
             f"(current value {old!r})."
         )
 
