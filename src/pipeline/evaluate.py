@@ -48,13 +48,13 @@ def main(args: list[str]) -> int:
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, read_json, write_json
 
+    tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
     experiment = get_experiment(exp_cfg.family)
     data = load_prepared(exp_cfg.dataset)
     run_record = read_json(f"models/{name}/runs.json")
     runs = run_record["variants"]
     # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
     seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
-    tracking.configure(cfg)
 
     report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
     with atomic_dir(f"plots/{name}/evaluate") as plot_dir:

@@ -42,10 +42,10 @@ def main(args: list[str]) -> int:
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, save_keras_model, write_json
 
+    tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
     experiment = get_experiment(exp_cfg.family)
     data = load_prepared(exp_cfg.dataset)
     hashes = load_info(exp_cfg.dataset)["sha256"]
-    tracking.configure(cfg)
     experiment_id = tracking.get_experiment_id(cfg, name)
     tags = tracking.standard_tags("train", name, hashes)
     variants = experiment.variants(exp_cfg)
