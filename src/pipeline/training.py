@@ -131,6 +131,18 @@ class GradientNorms(keras.callbacks.Callback):
         self.x, self.y, self.loss = x, y, keras.losses.get(loss)
         self.norms: dict[str, dict[str, float]] = {}
 
+    @classmethod
+    def on_training_sample(cls, data: Mapping[str, Any], loss: Any, size: int = 256) -> "GradientNorms":
+        """Measured on ``size`` training rows drawn with a fixed seed (the same rows for every
+        variant, so their norms compare)."""
+        rows = np.random.default_rng(0).choice(len(data["y_train"]), size, replace=False)
+        return cls(data["x_train"][rows], data["y_train"][rows], loss)
+
+    def metrics(self) -> dict[str, float]:
+        """``{grad_norm_<start|end>_<layer>: norm}``, flat, for the metrics files and MLflow."""
+        return {f"grad_norm_{moment}_{layer}": norm
+                for moment, layers in self.norms.items() for layer, norm in layers.items()}
+
     def measure(self) -> dict[str, float]:
         with tf.GradientTape() as tape:
             loss = self.loss(self.y, self.model(self.x, training=True))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from omegaconf import OmegaConf
 
 from pipeline import training
@@ -22,7 +21,6 @@ from pipeline.models.deep_mlp import build_deep_mlp
 from pipeline.models.factories import make_schedule
 from pipeline.training import compile_model
 
-GRADIENT_BATCH = 256  # training images the gradient norms are measured on
 
 
 class DeepTraining(ClassificationExperiment):
@@ -54,13 +52,9 @@ class DeepTraining(ClassificationExperiment):
                              steps_per_execution=int(cfg.train.steps_per_execution))
 
     def train_variant(self, cfg, variant, data, *, callbacks=(), **kwargs) -> TrainedVariant:
-        rows = np.random.default_rng(0).choice(len(data["y_train"]), GRADIENT_BATCH, replace=False)
-        norms = training.GradientNorms(data["x_train"][rows], data["y_train"][rows],
-                                       "sparse_categorical_crossentropy")
+        norms = training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")
         trained = super().train_variant(cfg, variant, data, callbacks=[norms, *callbacks], **kwargs)
-        for moment, layers in norms.norms.items():
-            for layer, norm in layers.items():
-                trained.metrics[f"grad_norm_{moment}_{layer}"] = norm
+        trained.metrics.update(norms.metrics())
         start = norms.norms.get("start", {})
         if start.get("hidden1") and start.get("output"):
             # < 1: the first layer learns slower than the last (vanishing gradients)

@@ -20,7 +20,6 @@ from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import TrainedVariant
 from pipeline.experiments.classification import ClassificationExperiment, n_classes
-from pipeline.experiments.deep_training import GRADIENT_BATCH
 from pipeline.models.graphs import build_deep_dense
 from pipeline.training import compile_model
 
@@ -65,16 +64,13 @@ class Residual(ClassificationExperiment):
                              steps_per_execution=int(cfg.train.steps_per_execution))
 
     def train_variant(self, cfg, variant, data, *, callbacks=(), **kwargs) -> TrainedVariant:
-        rows = np.random.default_rng(0).choice(len(data["y_train"]), GRADIENT_BATCH, replace=False)
-        norms = training.GradientNorms(data["x_train"][rows], data["y_train"][rows],
-                                       "sparse_categorical_crossentropy")
+        norms = training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")
         trained = super().train_variant(cfg, variant, data, callbacks=[norms, *callbacks], **kwargs)
         trained.metrics["params"] = int(trained.model.count_params())
         trained.metrics["dense_layers"] = len(layer_order(norms.norms["start"]))
+        trained.metrics.update(norms.metrics())
         for moment in MOMENTS:
             layers = norms.norms.get(moment, {})
-            for layer, norm in layers.items():
-                trained.metrics[f"grad_norm_{moment}_{layer}"] = norm
             if layers.get("hidden1") and layers.get("output"):
                 # < 1: the first layer learns slower than the last (vanishing gradients)
                 trained.metrics[f"grad_ratio_first_last_{moment}"] = layers["hidden1"] / layers["output"]
