@@ -53,6 +53,16 @@ def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = Non
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.fixture(scope="module")
+def prepared(mirror, tmp_path_factory) -> Path:
+    """A working folder with California housing prepared in data/ (what the stages read)."""
+    folder = tmp_path_factory.mktemp("work")
+    result = run_module("pipeline.prepare", "dataset=california_housing", cwd=folder,
+                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
 def copy_project(dest: Path) -> Path:
     """A copy of the project's tracked files (no outputs, no venv), as a fresh git repo."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],

@@ -46,15 +46,6 @@ def test_unreachable_tracking_server_fails_before_any_work_and_writes_nothing(st
 # --- on the real data -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def prepared(mirror, tmp_path_factory) -> Path:
-    """A working folder with California housing prepared in data/ (what train reads)."""
-    folder = tmp_path_factory.mktemp("work")
-    result = run_module("pipeline.prepare", "dataset=california_housing", cwd=folder,
-                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
-    assert result.returncode == 0, result.stderr
-    return folder
-
 
 @pytest.mark.slow
 def test_diverging_training_fails_the_run_and_writes_no_model(prepared, tracking_store):

@@ -46,15 +46,6 @@ def missing(message: str):
     pytest.skip(message)
 
 
-@pytest.fixture(scope="module")
-def prepared(mirror, tmp_path_factory) -> Path:
-    """A working folder with California housing prepared in data/ (what the stages read)."""
-    folder = tmp_path_factory.mktemp("work")
-    result = run_module("pipeline.prepare", "experiment=wide_deep", cwd=folder,
-                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
-    assert result.returncode == 0, result.stderr
-    return folder
-
 
 # --- PostgreSQL ------------------------------------------------------------------------------
 
