@@ -8,6 +8,7 @@ from sklearn.dummy import DummyClassifier
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score
 
 import pipeline.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
+from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays, Experiment, TrainedVariant
 
 PREDICT_BATCH = 4096
@@ -75,3 +76,20 @@ class ClassificationExperiment(Experiment):
         if history:  # lowest validation loss: where overfitting starts, what early stopping restores
             trained.metrics["best_epoch"] = int(np.argmin(history)) + 1
         return trained
+
+
+class ArchitectureChoiceExperiment(ClassificationExperiment):
+    """Fashion-MNIST networks that scale their own uint8 pixels, one architecture per variant
+    (``variants.<name>.architecture``, one of ``architectures``)."""
+
+    architectures: tuple[str, ...] = ()
+
+    def architecture(self, cfg, variant) -> str:
+        architecture = self.variant_config(cfg, variant).get("architecture")
+        if architecture not in self.architectures:
+            raise ConfigError(f"Unknown architecture {architecture!r} in variant {variant!r}; "
+                              f"valid choices: {', '.join(self.architectures)}.")
+        return architecture
+
+    def split(self, cfg, variant, data, split):
+        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them

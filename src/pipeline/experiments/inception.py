@@ -4,25 +4,16 @@ of similar size, on Fashion-MNIST; parameters, accuracy and training time side b
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
 from pipeline.experiments.base import TrainedVariant
-from pipeline.experiments.classification import ClassificationExperiment, n_classes
+from pipeline.experiments.classification import ArchitectureChoiceExperiment, n_classes
 from pipeline.models.graphs import CONV_ARCHITECTURES, build_conv_net
 from pipeline.training import compile_model
 
 
-class Inception(ClassificationExperiment):
+class Inception(ArchitectureChoiceExperiment):
     family = "inception"
 
-    def architecture(self, cfg, variant) -> str:
-        architecture = self.variant_config(cfg, variant).get("architecture")
-        if architecture not in CONV_ARCHITECTURES:
-            raise ConfigError(f"Unknown architecture {architecture!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(CONV_ARCHITECTURES)}.")
-        return architecture
-
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them
+    architectures = tuple(CONV_ARCHITECTURES)
 
     def build(self, cfg, variant, data):
         model = build_conv_net(

@@ -17,9 +17,8 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from pipeline import training
-from pipeline.errors import ConfigError
 from pipeline.experiments.base import TrainedVariant
-from pipeline.experiments.classification import ClassificationExperiment, n_classes
+from pipeline.experiments.classification import ArchitectureChoiceExperiment, n_classes
 from pipeline.models.graphs import build_deep_dense
 from pipeline.training import compile_model
 
@@ -40,18 +39,10 @@ def gradient_profile(entry: dict, moment: str) -> dict[str, float]:
     return {layer: norms[layer] for layer in layer_order(norms)}
 
 
-class Residual(ClassificationExperiment):
+class Residual(ArchitectureChoiceExperiment):
     family = "residual"
 
-    def architecture(self, cfg, variant) -> str:
-        architecture = self.variant_config(cfg, variant).get("architecture")
-        if architecture not in ARCHITECTURES:
-            raise ConfigError(f"Unknown architecture {architecture!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(ARCHITECTURES)}.")
-        return architecture
-
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them
+    architectures = ARCHITECTURES
 
     def build(self, cfg, variant, data):
         model = build_deep_dense(
