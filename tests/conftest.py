@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import os
 import shutil
 import signal
@@ -61,6 +62,20 @@ def prepared(mirror, tmp_path_factory) -> Path:
                         env={"PIPELINE_DATA_MIRROR": str(mirror)})
     assert result.returncode == 0, result.stderr
     return folder
+
+
+def run_stages(name: str, workdir: Path, env: dict, *overrides: str) -> dict:
+    """prepare -> train -> evaluate in ``workdir``; the metrics file evaluate writes."""
+    for stage in ("pipeline.prepare", "pipeline.train", "pipeline.evaluate"):
+        result = run_module(stage, f"experiment={name}", *overrides, cwd=workdir, env=env)
+        assert result.returncode == 0, f"{stage}: {result.stderr[-3000:]}"
+    return json.loads((workdir / f"metrics/{name}.json").read_text())
+
+
+@pytest.fixture
+def env(mirror, tracking_store):
+    """What a stage run on the real data needs: the mirror and a throw-away MLflow store."""
+    return {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
 
 
 def copy_project(dest: Path) -> Path:

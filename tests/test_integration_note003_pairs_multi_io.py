@@ -5,22 +5,9 @@ import json
 
 import pytest
 
-from conftest import run_module
+from conftest import run_stages
 
 pytestmark = pytest.mark.slow
-
-
-def run_stages(name: str, tmp_path, env: dict, *overrides: str) -> dict:
-    """prepare -> train -> evaluate in ``tmp_path``; the metrics file evaluate writes."""
-    for stage in ("pipeline.prepare", "pipeline.train", "pipeline.evaluate"):
-        result = run_module(stage, f"experiment={name}", *overrides, cwd=tmp_path, env=env)
-        assert result.returncode == 0, f"{stage}: {result.stderr[-3000:]}"
-    return json.loads((tmp_path / f"metrics/{name}.json").read_text())
-
-
-@pytest.fixture
-def env(mirror, tracking_store):
-    return {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
 
 
 def logged_signatures(tmp_path, name: str) -> dict[str, tuple[list, list]]:
