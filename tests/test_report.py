@@ -124,3 +124,31 @@ def test_missing_stage_outputs_are_named_with_the_stage_to_run_and_nothing_is_wr
 def test_row_diff_is_ours_minus_seed():
     row = Row("e", "v", "m", seed=0.5, ours=0.75, std=None, tuned=None, seconds=None, run_id=None)
     assert row.diff == 0.25
+
+
+def test_readme_shows_the_committed_reports_table_as_rendered():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    check = subprocess.run([sys.executable, "scripts/readme_table.py", "--check"], cwd=ROOT,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+def test_readme_table_sync_replaces_only_the_marked_block():
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("readme_table", ROOT / "scripts/readme_table.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    report = "# t\n\nintro\n\n| a | b |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n\n## Errata\n\n| not | this |\n"
+    readme = f"before\n{sync.START}\nold\n{sync.END}\nafter\n"
+    updated = sync.synced(readme, report)
+    assert updated.startswith("before\n") and updated.endswith("\nafter\n")
+    assert "(2 rows)" in updated and "| 3 | 4 |" in updated and "not" not in updated and "old" not in updated
+    with pytest.raises(SystemExit, match="report-table"):
+        sync.synced("no markers here", report)
