@@ -137,9 +137,12 @@ def postgres():
     assert not server.root.exists()
 
 
-def _open_storage(url: str) -> str:
+def _open_storage(url: str, start_at: float) -> str:
+    import psycopg  # noqa: F401  (imported by the first connection otherwise, at uneven times)
+
     from pipeline.tuning.study import make_storage
 
+    time.sleep(max(0.0, start_at - time.time()))  # imports done: all workers go at once
     make_storage(url, Path(".")).engine.dispose()
     return "ok"
 
@@ -147,11 +150,15 @@ def _open_storage(url: str) -> str:
 def test_workers_creating_optuna_tables_together_on_an_empty_database(postgres):
     """Optuna creates its schema on first use; workers doing that at the same moment collide
     (PostgreSQL: duplicate key on pg_type, or relation exists). Each must still open the storage."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     url = postgres.createdb("race")
-    with ProcessPoolExecutor(4) as pool:
-        assert list(pool.map(_open_storage, [url] * 4)) == ["ok"] * 4
+    start_at = time.time() + 20
+    # spawn, not fork: earlier tests loaded TensorFlow in this process, and a forked copy of its
+    # runtime can crash when the child garbage-collects (seen: a segfault in a CI run)
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
+        assert list(pool.map(_open_storage, [url] * 4, [start_at] * 4)) == ["ok"] * 4
 
 
 def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, tracking_store):
