@@ -69,12 +69,19 @@ def get_experiment_id(cfg, name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def git_commit() -> str:
+# Tracked files that `dvc repro` itself rewrites: a change there is a record of the run, not a
+# change of the code (without this, every run after a pipeline's first stage was "-dirty").
+PIPELINE_RECORDS = ("dvc.lock", "reports")
+
+
+def git_commit(root: Path | str = PROJECT_ROOT) -> str:
+    """HEAD's commit, with "-dirty" when tracked files other than the pipeline's records changed."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, check=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
                                 capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip()
+        excluded = [f":(exclude){path}" for path in PIPELINE_RECORDS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *excluded], cwd=root, capture_output=True, text=True).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
