@@ -6,7 +6,8 @@ Clones this repository (its committed HEAD) into a temporary folder with the sha
 beside it, as CI sees it, and runs the README's two quick-start commands exactly as written
 there (read from the README's first ```bash block, so the check and the docs cannot drift). It
 prints each command's exit code, wall time and peak memory (the largest resident set of any
-process the command started) and exits non-zero if either failed.
+process the command started) and exits non-zero if either failed. For `make run` it also prints
+how long each DVC stage took (from when `dvc repro` announced it to when it announced the next).
 """
 
 from __future__ import annotations
@@ -42,14 +43,31 @@ def quick_start_commands(readme: Path) -> list[str]:
     return [c for c in commands if c]
 
 
-def run_measured(command: str, cwd: Path, log: Path) -> tuple[int, float, float]:
+STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+
+
+def stage_seconds(starts: list[tuple[str, float]], end: float) -> dict[str, float]:
+    """Each stage's duration: from its 'Running stage' line to the next one (the last: to end)."""
+    ends = [t for _, t in starts[1:]] + [end]
+    return {stage: stop - start for (stage, start), stop in zip(starts, ends)}
+
+
+def run_measured(command: str, cwd: Path, log: Path) -> tuple[int, float, float, dict[str, float]]:
     started = time.perf_counter()
-    with log.open("w") as out:
-        result = subprocess.run([sys.executable, "-c", MEASURE, command], cwd=cwd,
-                                stdout=out, stderr=subprocess.STDOUT)
+    stage_starts: list[tuple[str, float]] = []
+    with log.open("w") as out, subprocess.Popen(
+            [sys.executable, "-c", MEASURE, command], cwd=cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        for line in process.stdout:
+            out.write(line)
+            out.flush()  # the log shows progress while it runs
+            if match := STAGE_LINE.match(line):
+                stage_starts.append((match.group(1), time.perf_counter() - started))
+        code = process.wait()
     seconds = time.perf_counter() - started
     peaks = re.findall(r"PEAK_KB (\d+)", log.read_text())
-    return result.returncode, seconds, int(peaks[-1]) / 2**20 if peaks else float("nan")
+    peak_gb = int(peaks[-1]) / 2**20 if peaks else float("nan")
+    return code, seconds, peak_gb, stage_seconds(stage_starts, seconds)
 
 
 def main() -> int:
@@ -77,8 +95,11 @@ def main() -> int:
         print(f"fresh clone of {commit} in {clone}", flush=True)
         for index, command in enumerate(commands, start=1):
             print(f"[{index}/{len(commands)}] {command} ...", flush=True)
-            code, seconds, peak_gb = run_measured(command, clone, workdir / f"command{index}.log")
+            code, seconds, peak_gb, stages = run_measured(command, clone,
+                                                          workdir / f"command{index}.log")
             failures += code != 0
+            for stage, stage_time in stages.items():
+                print(f"    {stage:<40} {stage_time:7.0f} s")
             print(f"[{index}/{len(commands)}] exit {code}, wall {seconds / 60:.1f} min, "
                   f"peak memory {peak_gb:.2f} GB (log: {workdir / f'command{index}.log'})",
                   flush=True)

@@ -22,3 +22,12 @@ def test_readme_quick_start_is_two_commands_one_runs_one_tests():
 def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci/run").read_text()
     assert "\nmake test\n" in ci and "PIPELINE_DATA_MIRROR" in ci
+
+
+def test_stage_times_run_from_one_stage_announcement_to_the_next():
+    bench = load_bench()
+    assert bench.STAGE_LINE.match("Running stage 'train@wide_deep':").group(1) == "train@wide_deep"
+    starts = [("prepare@reuters", 10.0), ("train@reuters", 25.0), ("report", 90.0)]
+    assert bench.stage_seconds(starts, end=100.0) == {
+        "prepare@reuters": 15.0, "train@reuters": 65.0, "report": 10.0}
+    assert bench.stage_seconds([], end=5.0) == {}
