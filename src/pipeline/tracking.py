@@ -88,8 +88,9 @@ def git_commit(root: Path | str = PROJECT_ROOT) -> str:
 
 
 def standard_tags(stage: str, experiment: str, dataset_hashes: Mapping[str, str]) -> dict[str, str]:
+    commit = git_commit()  # two git calls: once for both tags
     tags = {"pipeline.stage": stage, "pipeline.experiment": experiment,
-            "mlflow.source.git.commit": git_commit(), "git_commit": git_commit()}
+            "mlflow.source.git.commit": commit, "git_commit": commit}
     tags.update({f"dataset.sha256.{name}": digest for name, digest in dataset_hashes.items()})
     return tags
 
