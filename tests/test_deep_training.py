@@ -131,11 +131,20 @@ def test_transfer_keeps_model_a_intact_and_logs_each_model_and_seed(images):
             children.append((name, {}))
             return contextlib.nullcontext(self)
 
+        def log_model(self, servable, name="model"):
+            children[-1][1]["model"] = servable
+
     trained = experiment.train_variant(cfg, "transfer_comparison", images, seed=0, logger=Recorder())
     weights_before = [w.copy() for w in trained.model.get_weights()]
     assert [name for name, _ in children] == ["b_scratch-seed0", "b_on_a-seed0",
                                               "b_scratch-seed1", "b_on_a-seed1"]
     assert all("test_accuracy" in metrics for _, metrics in children)
+    # each seed's model_B and model_B_on_A is a logged model: an image in, Shirt or Sandal out
+    for _, metrics in children:
+        spec = metrics["model"].spec
+        assert spec["input"]["kind"] == "image"
+        assert spec["outputs"][0]["labels"] == ["Sandal", "Shirt"]
+    assert {metrics["model"].spec["variant"] for _, metrics in children} == {"model_B", "model_B_on_A"}
     assert {"b_scratch_test_accuracy_mean", "b_on_a_test_accuracy_mean", "paired_t_pvalue"} <= set(trained.metrics)
     assert "transfer_comparison.png" in trained.figures
     # training B on A changed none of model_A's weights

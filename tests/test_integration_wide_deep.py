@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -118,16 +117,33 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
         assert {"test_rmse", "val_rmse", "train_seconds"} <= set(run.data.metrics)
         assert len(client.get_metric_history(run.info.run_id, "validation_loss")) == 2  # per epoch
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"learning_curves.png", "model", "test_predictions.png"} <= artifacts
+        assert {"learning_curves.png", "test_predictions.png"} <= artifacts
+        # the model is an MLflow logged model of the run, with evaluate's metrics on it
+        logged = client.search_logged_models(
+            experiment_ids=[experiment.experiment_id],
+            filter_string=f"source_run_id = '{run.info.run_id}'")
+        assert len(logged) == 1
+        assert {"test_rmse", "val_rmse"} <= {m.key for m in logged[0].metrics}
+        # the run's dataset input: name, digest, split sizes
+        (dataset_input,) = run.inputs.dataset_inputs
+        assert dataset_input.dataset.name == "california_housing"
+        assert info["sha256"]["content"].startswith(dataset_input.dataset.digest)
+        assert {"sha256": info["sha256"]["content"], "rows.train": "11610",
+                "rows.test": "5160"}.items() <= {
+            t.key: t.value for t in dataset_input.tags}.items()
     model = mlflow.pyfunc.load_model(f"runs:/{variant_runs['two_inputs'].info.run_id}/model")
     example = model.metadata.load_input_example(
         str(Path(mlflow.artifacts.download_artifacts(f"runs:/{variant_runs['two_inputs'].info.run_id}/model"))))
-    assert model.metadata.signature is not None and example is not None
-    prediction = model.predict({k: np.asarray(v, dtype="float32") for k, v in example.items()})
-    # MLflow's keras pyfunc wraps the model's {output name: array} in a 0-d object array
-    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
-        prediction = prediction.item()
-    assert np.asarray(prediction["main"]).shape == (5, 1)
+    assert model.metadata.signature is not None and list(example.columns)[0] == "MedInc"
+    prediction = model.predict(example)  # a house's 8 features in, named columns out
+    assert list(prediction.columns) == ["main"] and len(prediction) == 5
+    # evaluate registered the best variant on validation as the champion
+    metrics = json.loads((project / "metrics/wide_deep.json").read_text())
+    best = min(VARIANTS, key=lambda v: metrics["variants"][v]["val_rmse"])
+    assert metrics["registry"]["variant"] == best
+    champion = client.get_model_version_by_alias("wide_deep", "champion")
+    assert champion.tags["selection.metric"] == "val_rmse"
+    assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", champion.tags["git_commit"])
     trials = [r for r in runs if r.data.tags.get("pipeline.stage") == "tune" and "optuna.trial" in r.data.tags]
     assert len(trials) == 2 and all("mlflow.parentRunId" in r.data.tags for r in trials)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import optuna
 import pytest
 from mlflow.tracking import MlflowClient
@@ -241,11 +242,11 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
     assert version.run_id == parent.info.run_id and version.tags["optuna.trial"] == str(best["best_trial"])
     assert Path(mlflow.artifacts.download_artifacts(version.source), "MLmodel").is_file()
     model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
-    x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4].astype("float32")
-    prediction = model.predict({"wide": x[:, 0:5], "deep": x[:, 2:8]})
-    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
-        prediction = prediction.item()  # the keras pyfunc's {output: array} in a 0-d array
-    assert np.asarray(prediction["main"]).shape == (4, 1)
+    x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4]
+    houses = pd.DataFrame(x, columns=["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population",
+                                      "AveOccup", "Latitude", "Longitude"])
+    prediction = model.predict(houses)  # raw rows in, named columns out
+    assert list(prediction.columns) == ["main", "aux"] and len(prediction) == 4
     assert np.isclose(parent.data.metrics["champion_val_rmse"], best["best_value"], rtol=1e-4)
 
 

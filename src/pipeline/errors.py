@@ -27,3 +27,13 @@ class TrackingError(PipelineError):
 
 class TrainingDiverged(PipelineError):
     """The loss became NaN or infinite; the model must not be saved as if it were good."""
+
+
+class ServingMismatch(PipelineError):
+    """A logged model would answer raw rows differently from the network it wraps."""
+
+
+class BadInput(PipelineError):
+    """Rows given to a model (a file for batch inference) that it cannot take: which and why."""
+
+    exit_code = 2

@@ -16,7 +16,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from pipeline.config import PROJECT_ROOT
-from pipeline.errors import TrackingError
+from pipeline.errors import ServingMismatch, TrackingError
 
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 
@@ -128,13 +128,21 @@ class MlflowLogger:
                  tags={**self.tags, "pipeline.child": name}):
             yield self
 
+    def log_model(self, servable, name: str = "model") -> None:
+        log_servable(servable, name)
 
-def log_metrics(metrics: Mapping[str, Any], step: int | None = None) -> None:
+
+def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The numeric entries of ``metrics`` (experiments also report labels, lists and tables,
     which MLflow metrics cannot hold; those go to the JSON files)."""
-    numbers = {k: v for k, v in metrics.items()
-               if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    mlflow.log_metrics(numbers, step=step)
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None,
+                model_id: str | None = None) -> None:
+    """The numeric entries of ``metrics`` on the active run (and on its logged model
+    ``model_id``: the Models tab shows them)."""
+    mlflow.log_metrics(numeric(metrics), step=step, model_id=model_id)
 
 
 def log_params(params: Mapping[str, Any]) -> None:
@@ -156,41 +164,129 @@ def artifact_dir(artifact_path: str) -> Iterator[Path]:
             mlflow.log_artifacts(tmp, artifact_path)
 
 
-def log_keras_model(model, input_example: Any, name: str = "model") -> str:
-    """Log the model (keras flavor + pyfunc) with signature, input example and pinned
-    requirements; return its ``runs:/`` URI.
+RAW_MODEL_CODE = Path(__file__).parent / "serving" / "raw_model.py"
+#: how far the logged model's answer on raw rows may lie from the trained network's
+CHECK_TOLERANCE = 1e-5
 
-    Saved locally and logged as the run's artifacts because ``mlflow.keras.log_model`` with an
-    input example fails in MLflow 3.17 (it writes the example before creating the model folder,
-    mlflow/mlflow#16183). Requirements are given, not inferred: inference reloads the model in
-    a subprocess, which costs more than training these small networks.
+
+def check_servable(servable) -> Any:
+    """The logged model's answer on the raw test rows, checked against the trained network on
+    the same rows as the stages feed it; raises ServingMismatch if they differ."""
+    import numpy as np
+
+    from pipeline.serving.raw_model import RawInputModel
+
+    raw_model = RawInputModel().setup(servable.spec, servable.model, servable.vocabulary)
+    served = raw_model.predict(None, servable.raw_test)
+    expected = raw_model.named_outputs(
+        servable.model.predict(servable.network_test, batch_size=4096, verbose=0))
+    for column in expected.columns:
+        ours, theirs = served[column].to_numpy(), expected[column].to_numpy()
+        same = (np.allclose(ours, theirs, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE)
+                if ours.dtype.kind == "f" else np.array_equal(ours, theirs))
+        if not same or len(ours) != len(theirs):
+            raise ServingMismatch(
+                f"The logged model of {servable.spec['experiment']}/{servable.spec['variant']} "
+                f"answers raw test rows differently from the trained network (column {column!r}); "
+                "its serving spec does not match how the experiment feeds the network.")
+    return served
+
+
+def log_servable(servable, name: str = "model", tags: Mapping[str, str] | None = None):
+    """Log a trained variant as an MLflow logged model (pyfunc, a model from code) that takes
+    raw rows and answers named columns, with signature, input example and pinned requirements,
+    on the active run; returns MLflow's ModelInfo (``model_id``, ``model_uri``).
+
+    A pyfunc rather than ``mlflow.keras.log_model``, whose ``input_example`` fails in MLflow
+    3.17 (mlflow/mlflow#16183; tests/test_serving.py says when that is fixed). The Keras file
+    is inside it too (``artifacts/keras_model.keras``). Requirements are given, not inferred:
+    inferring them reloads the model in a subprocess, which costs more than training these
+    small networks.
     """
+    import json
+
     import keras
+    import pandas
     import tensorflow as tf
     from mlflow.models import infer_signature
 
-    signature = infer_signature(input_example, model.predict(input_example, verbose=0))
+    from pipeline.serving import EXAMPLE_ROWS, head
+    from pipeline.serving.raw_model import KERAS_MODEL, SPEC, VOCABULARY
+
+    served = check_servable(servable)
+    example = head(servable.raw_test, EXAMPLE_ROWS)
+    signature = infer_signature(example, served.iloc[:EXAMPLE_ROWS])
     with tempfile.TemporaryDirectory(prefix="pipeline-model-") as tmp:
-        path = Path(tmp) / name
-        path.mkdir()
-        mlflow.keras.save_model(
-            model,
-            str(path),
+        artifacts = {SPEC: Path(tmp) / "spec.json", KERAS_MODEL: Path(tmp) / "keras_model.keras"}
+        artifacts[SPEC].write_text(json.dumps(servable.spec, indent=2))
+        servable.model.save(artifacts[KERAS_MODEL])
+        if servable.vocabulary is not None:
+            artifacts[VOCABULARY] = Path(tmp) / "vocabulary.txt"
+            artifacts[VOCABULARY].write_text("\n".join(servable.vocabulary), encoding="utf-8")
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=str(RAW_MODEL_CODE),
+            artifacts={key: str(path) for key, path in artifacts.items()},
             signature=signature,
-            input_example=input_example,
+            input_example=example,
             pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                              f"mlflow=={mlflow.__version__}"],
+                              f"mlflow=={mlflow.__version__}", f"pandas=={pandas.__version__}"],
+            tags={"pipeline.experiment": servable.spec["experiment"],
+                  "pipeline.variant": servable.spec["variant"], **servable.tags, **(tags or {})},
         )
-        mlflow.log_artifacts(str(path), name)
-    return f"runs:/{mlflow.active_run().info.run_id}/{name}"
 
 
-def register_model(model_uri: str, name: str, *, alias: str | None = None,
-                   tags: Mapping[str, Any] | None = None):
-    """Register ``model_uri`` (``runs:/<run>/<path>``) as a new version of ``name`` in the Model
-    Registry and point ``alias`` at it; ``models:/<name>@<alias>`` then loads it. Returns the
-    ModelVersion. With the local store its source is the run's artifact folder under mlruns/."""
-    version = mlflow.register_model(model_uri, name, tags={k: str(v) for k, v in (tags or {}).items()})
-    if alias:
-        MlflowClient().set_registered_model_alias(name, alias, version.version)
-    return version
+def log_dataset(info: Mapping[str, Any], source_url: str, context: str = "training") -> None:
+    """The prepared dataset (its info.json) as the run's input, the UI's Datasets column: its
+    name, the sha256 of its content (or one over its verified source files) as digest, where it
+    comes from, and the size of each split as tags."""
+    import hashlib
+
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    hashes = info["sha256"]
+    digest = hashes.get("content") or hashlib.sha256(
+        "".join(f"{name}:{sha}\n" for name, sha in sorted(hashes.items())).encode()).hexdigest()
+    sizes = {key.removeprefix("y_") if key != "y" else "all": str(shape[0])
+             for key, shape in info["shapes"].items() if key == "y" or key.startswith("y_")}
+    # MLflow keeps at most 36 characters of a digest; the whole sha256 is a tag of the input
+    dataset = MetaDataset(HTTPDatasetSource(source_url), name=info["dataset"], digest=digest[:36])
+    mlflow.log_input(dataset, context=context,
+                     tags={"sha256": digest, **{f"rows.{k}": v for k, v in sizes.items()}})
+
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def better(value: float, than: float, direction: str) -> bool:
+    return value > than if direction == "maximize" else value < than
+
+
+def register_and_promote(model_uri: str, name: str, *, metric: str, value: float, direction: str,
+                         tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Register ``model_uri`` as a new version of ``name`` (tagged with its validation score
+    and ``tags``) and move the alias ``champion`` to it only if it beats the current champion
+    on ``metric`` (validation, never test); otherwise it becomes the ``challenger``. A first
+    version becomes champion. Roll back with ``MlflowClient().set_registered_model_alias(name,
+    "champion", <older version>)``. Returns {name, version, alias, uri, previous}."""
+    client = MlflowClient()
+    version = mlflow.register_model(model_uri, name, tags={
+        "selection.metric": metric, "selection.value": repr(float(value)),
+        "selection.direction": direction, **{k: str(v) for k, v in (tags or {}).items()}})
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        current = None
+    previous = None if current is None else {
+        "version": str(current.version), "metric": current.tags.get("selection.metric"),
+        "value": float(current.tags.get("selection.value", "nan"))}
+    comparable = previous is not None and previous["metric"] == metric
+    # a champion registered before versions carried their score cannot be compared: replace it
+    legacy = previous is not None and previous["metric"] is None
+    promote = previous is None or legacy or (comparable and better(float(value), previous["value"],
+                                                                   direction))
+    alias = CHAMPION if promote else CHALLENGER
+    client.set_registered_model_alias(name, alias, version.version)
+    return {"name": name, "version": str(version.version), "alias": alias,
+            "uri": f"models:/{name}@{alias}", "previous": previous, "comparable": comparable}

@@ -38,6 +38,7 @@ def main(args: list[str]) -> int:
     import mlflow.keras
 
     from pipeline import plots, tracking, training
+    from pipeline.data.sources import get_source
     from pipeline.data.store import load_info, load_prepared
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, save_keras_model, write_json
@@ -45,11 +46,13 @@ def main(args: list[str]) -> int:
     tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
     experiment = get_experiment(exp_cfg.family)
     data = load_prepared(exp_cfg.dataset)
-    hashes = load_info(exp_cfg.dataset)["sha256"]
+    info = load_info(exp_cfg.dataset)
+    hashes, origin = info["sha256"], get_source(info["source"]).origin
     experiment_id = tracking.get_experiment_id(cfg, name)
     tags = tracking.standard_tags("train", name, hashes)
     variants = experiment.variants(exp_cfg)
     runs: dict[str, str] = {}
+    logged_models: dict[str, str] = {}
     history_dir = f"plots/{name}/history"
 
     with atomic_dir(f"models/{name}") as model_dir, atomic_dir(history_dir) as curves_dir:
@@ -61,6 +64,7 @@ def main(args: list[str]) -> int:
                                   tags=variant_tags) as child, \
                         tracking.artifact_dir("tensorboard") as tensorboard_dir:
                     tracking.log_params(experiment.flat_params(exp_cfg, variant))
+                    tracking.log_dataset(info, origin)
                     run_train_cfg = experiment.resolve(exp_cfg, variant).train
                     trained = experiment.train_variant(
                         exp_cfg, variant, data, seed=int(cfg.seed),
@@ -81,10 +85,9 @@ def main(args: list[str]) -> int:
                     plots.save(figure, model_dir / f"{variant}_learning_curves.png")
                     (curves_dir / f"{variant}.csv").write_text(history_csv(trained.fit.history))
                     save_keras_model(trained.model, model_dir / f"{variant}.keras")
-                    tracking.log_keras_model(
-                        trained.model, experiment.input_example(exp_cfg, variant, data)
-                    )
-                    runs[variant] = child.info.run_id
+                    logged = tracking.log_servable(
+                        experiment.servable(exp_cfg, variant, trained.model, data))
+                    runs[variant], logged_models[variant] = child.info.run_id, logged.model_id
                 measured = {k: v for k, v in trained.metrics.items() if isinstance(v, float)
                             and not k.startswith("grad_norm")}
                 last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
@@ -94,7 +97,8 @@ def main(args: list[str]) -> int:
                     + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)"
                 )
             write_json(model_dir / "runs.json",
-                       {"parent_run_id": parent.info.run_id, "variants": runs})
+                       {"parent_run_id": parent.info.run_id, "variants": runs,
+                        "models": logged_models})
     return 0
 
 

@@ -247,6 +247,11 @@ class DatasetSource:
     content_sha256: str | None = None  # for sources whose cache bytes vary by library version
     citation: str = ""
 
+    @property
+    def origin(self) -> str:
+        """Where the data comes from (its first file's origin), for lineage records."""
+        return self.files[0].origin if self.files else CALIFORNIA_ORIGIN
+
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         """Fetch, verify and parse: (arrays, {file name: sha256})."""
         paths, hashes = {}, {}
@@ -266,6 +271,8 @@ class DatasetSource:
 
 
 _KERAS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+# what sklearn.datasets.fetch_california_housing downloads (its ARCHIVE.url)
+CALIFORNIA_ORIGIN = "https://ndownloader.figshare.com/files/5976036"
 
 
 def _fashion_file(name: str, sha: str) -> RawFile:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 
 from pipeline.data.sources import array_sha256
 from pipeline.data.text import (ragged_parts, sequences_to_multi_hot, text_vectorizer,
@@ -12,6 +13,7 @@ from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays
 from pipeline.experiments.classification import ClassificationExperiment, n_classes
 from pipeline.models.mlp import build_dense_classifier
+from pipeline.serving import binary_output, classes_output, sequence_input, text_input
 from pipeline.training import compile_model
 
 SPLITS = ("train", "valid", "test")
@@ -75,13 +77,35 @@ class Imdb(MultiHotExperiment):
     def vectorize(self, cfg, data):
         texts = {split: unpack_texts(data, f"text_{split}") for split in SPLITS}
         vectorizer = text_vectorizer(texts["train"], max_tokens=int(cfg.model.max_tokens))
-        return {split: texts_to_multi_hot(vectorizer, texts[split]) for split in SPLITS}
+        vectors = {split: texts_to_multi_hot(vectorizer, texts[split]) for split in SPLITS}
+        return {**vectors, "vocabulary": vectorizer.get_vocabulary()}
+
+    def vocabulary(self, cfg, data):
+        return list(self.vectors(cfg, data)["vocabulary"])
+
+    def serving_input(self, cfg, variant, data):
+        return text_input({"words": "multi_hot"})
+
+    def serving_outputs(self, cfg, variant, data):
+        return [binary_output("sentiment", ["negative", "positive"])]
+
+    def raw_inputs(self, cfg, variant, data, split):
+        return pd.DataFrame({"text": unpack_texts(data, f"text_{split}")})
 
     def output_layer(self, cfg, variant, data):
         return 1, "sigmoid", "binary_crossentropy"
 
     def targets(self, cfg, variant, data, split):
         return data[f"y_{split}"].astype("float32")
+
+
+# the id keras.datasets.reuters.load_data gives words outside its num_words (its oov_char)
+OOV_ID = 2
+
+
+def reuters_topics() -> tuple[str, ...]:
+    """The 46 topic names in label order (they ship with Keras: no download)."""
+    return tuple(keras.datasets.reuters.get_label_names())
 
 
 # label encoding -> the loss that reads it; both train the same model (the note's closing remark)
@@ -102,6 +126,17 @@ class Reuters(MultiHotExperiment):
         except ValueError as error:
             raise ConfigError(f"model.num_words={num_words} does not fit the prepared newswires "
                               f"({error}); it must match the source's vocabulary.") from error
+
+    def serving_input(self, cfg, variant, data):
+        return sequence_input(int(cfg.model.num_words), OOV_ID)
+
+    def serving_outputs(self, cfg, variant, data):
+        return [classes_output(reuters_topics()[:n_classes(data)], name="topic")]
+
+    def raw_inputs(self, cfg, variant, data, split):
+        values, splits = ragged_parts(data, f"x_{split}")
+        return pd.DataFrame({"word_ids": [values[start:end].tolist()
+                                          for start, end in zip(splits[:-1], splits[1:])]})
 
     def labels(self, cfg, variant) -> str:
         labels = self.variant_config(cfg, variant).labels

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import training
 from pipeline.errors import ConfigError
+from pipeline.serving import CHECK_ROWS, Servable, head
 
 Arrays = dict[str, np.ndarray]
 
@@ -26,6 +27,11 @@ class RunLogger(Protocol):
         """A nested run, e.g. one per cross-validation fold."""
         ...
 
+    def log_model(self, servable: Servable, name: str = "model") -> None:
+        """Log a model the experiment trained besides the variant's own (e.g. transfer's
+        model_B of each seed) as a logged model of the current run."""
+        ...
+
 
 class NullLogger:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
@@ -34,6 +40,9 @@ class NullLogger:
     @contextlib.contextmanager
     def child(self, name: str):
         yield self
+
+    def log_model(self, servable: Servable, name: str = "model") -> None:
+        pass
 
 
 @dataclass
@@ -77,6 +86,23 @@ class Experiment:
 
     def figure(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays):
         """A matplotlib figure of the test predictions, or None."""
+        return None
+
+    def serving_input(self, cfg: DictConfig, variant: str, data: Arrays) -> dict:
+        """The logged model's raw input (``serving.table_input``, ``image_input``, ...)."""
+        raise NotImplementedError
+
+    def serving_outputs(self, cfg: DictConfig, variant: str, data: Arrays) -> list[dict]:
+        """The logged model's named outputs (``serving.value_output``, ``classes_output``...)."""
+        raise NotImplementedError
+
+    def raw_inputs(self, cfg: DictConfig, variant: str, data: Arrays, split: str) -> Any:
+        """A split's inputs as a user has them (a table with named columns, uint8 images,
+        review texts): what the logged model takes. By default what the network takes."""
+        return self.split(cfg, variant, data, split)[0]
+
+    def vocabulary(self, cfg: DictConfig, data: Arrays) -> list[str] | None:
+        """The vocabulary learned from the training texts, for experiments that read text."""
         return None
 
     def summary(self, cfg: DictConfig, results: dict[str, dict],
@@ -152,6 +178,21 @@ class Experiment:
         if isinstance(inputs, Mapping):
             return {k: np.asarray(v[:rows]) for k, v in inputs.items()}
         return np.asarray(inputs[:rows])
+
+    #: the split whose rows check (and exemplify) the logged model
+    serving_split: str = "test"
+
+    def servable(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays) -> Servable:
+        """The trained variant as a model that takes raw inputs and names its outputs."""
+        cfg = self.resolve(cfg, variant)
+        spec = {"experiment": self.family, "variant": variant,
+                "input": self.serving_input(cfg, variant, data),
+                "outputs": self.serving_outputs(cfg, variant, data)}
+        split = self.serving_split
+        return Servable(model, spec,
+                        raw_test=head(self.raw_inputs(cfg, variant, data, split), CHECK_ROWS),
+                        network_test=head(self.split(cfg, variant, data, split)[0], CHECK_ROWS),
+                        vocabulary=self.vocabulary(cfg, data))
 
     def flat_params(self, cfg: DictConfig, variant: str) -> dict[str, Any]:
         """The parameters of one variant as MLflow params (dotted keys)."""

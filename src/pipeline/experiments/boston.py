@@ -14,6 +14,7 @@ from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 from pipeline.experiments.crossval import CrossValidated, predict
 from pipeline.models.tabular import build_mlp
 from pipeline.plots import predicted_vs_actual
+from pipeline.serving import value_output
 from pipeline.training import compile_model
 
 
@@ -22,6 +23,9 @@ class Boston(CrossValidated):
     monitor = "val_mae"  # lower is better, like the tune study's cv_mae_mean (direction minimize)
     splits = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
     evaluated_splits = ("test",)
+    # the 13 features of Harrison & Rubinfeld (1978), in keras.datasets.boston_housing's order
+    columns = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO",
+               "B", "LSTAT")
 
     def build_model(self, cfg, variant, train_x):
         model = build_mlp(
@@ -37,6 +41,9 @@ class Boston(CrossValidated):
             metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
             steps_per_execution=int(cfg.train.steps_per_execution),
         )
+
+    def serving_outputs(self, cfg, variant, data):
+        return [value_output("MEDV")]  # median value of owner-occupied homes, in $1000s
 
     def metrics_of(self, y_true, predicted):
         return {"mae": float(mean_absolute_error(y_true, predicted)),

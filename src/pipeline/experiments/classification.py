@@ -10,6 +10,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score
 import pipeline.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays, Experiment, TrainedVariant
+from pipeline.serving import FASHION_CLASSES, classes_output, image_input
 
 PREDICT_BATCH = 4096
 
@@ -78,9 +79,23 @@ class ClassificationExperiment(Experiment):
         return trained
 
 
-class ArchitectureChoiceExperiment(ClassificationExperiment):
-    """Fashion-MNIST networks that scale their own uint8 pixels, one architecture per variant
-    (``variants.<name>.architecture``, one of ``architectures``)."""
+class FashionClassifier(ClassificationExperiment):
+    """Fashion-MNIST networks that scale their own uint8 pixels: the logged model takes 28x28
+    uint8 images and answers the class name with a probability per class."""
+
+    def split(self, cfg, variant, data, split):
+        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them
+
+    def serving_input(self, cfg, variant, data):
+        return image_input(shape=data["x_train"].shape[1:])
+
+    def serving_outputs(self, cfg, variant, data):
+        return [classes_output(FASHION_CLASSES[:n_classes(data)])]
+
+
+class ArchitectureChoiceExperiment(FashionClassifier):
+    """Fashion-MNIST networks, one architecture per variant (``variants.<name>.architecture``,
+    one of ``architectures``)."""
 
     architectures: tuple[str, ...] = ()
 
@@ -90,6 +105,3 @@ class ArchitectureChoiceExperiment(ClassificationExperiment):
             raise ConfigError(f"Unknown architecture {architecture!r} in variant {variant!r}; "
                               f"valid choices: {', '.join(self.architectures)}.")
         return architecture
-
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them

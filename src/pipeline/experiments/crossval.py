@@ -30,6 +30,7 @@ from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import Experiment, NullLogger, RunLogger, TrainedVariant
 from pipeline.models.ensemble import build_average_ensemble
+from pipeline.serving import table, table_input
 
 Scores = dict[str, float]
 
@@ -109,6 +110,8 @@ class CrossValidated(Experiment):
     splits: Mapping[str, tuple[str, str]] = {}
     #: the splits evaluation() scores the final model on
     evaluated_splits: tuple[str, ...] = ()
+    #: the names of the feature columns, in the order of the prepared arrays
+    columns: tuple[str, ...] = ()
 
     # --- to implement -------------------------------------------------------------------
     def build_model(self, cfg: DictConfig, variant: str, train_x: np.ndarray) -> keras.Model:
@@ -155,6 +158,16 @@ class CrossValidated(Experiment):
             scores.update({f"{split}_{k}": v
                            for k, v in self.metrics_of(y_eval, null.predict(x_eval)).items()})
         return scores
+
+    def serving_input(self, cfg, variant, data):
+        return table_input(self.columns)  # the network's one input is named "features"
+
+    def raw_inputs(self, cfg, variant, data, split):
+        return table(self.split(cfg, variant, data, split)[0], self.columns)
+
+    @property
+    def serving_split(self) -> str:
+        return self.evaluated_splits[0]
 
     def input_example(self, cfg, variant, data, rows: int = 5):
         return self.split(cfg, variant, data, "train")[0][:rows]

@@ -16,14 +16,14 @@ from omegaconf import OmegaConf
 from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import TrainedVariant
-from pipeline.experiments.classification import ClassificationExperiment, n_classes
+from pipeline.experiments.classification import FashionClassifier, n_classes
 from pipeline.models.deep_mlp import build_deep_mlp
 from pipeline.models.factories import make_schedule
 from pipeline.training import compile_model
 
 
 
-class DeepTraining(ClassificationExperiment):
+class DeepTraining(FashionClassifier):
     family = "deep_training"
 
     def variants(self, cfg) -> list[str]:
@@ -35,8 +35,6 @@ class DeepTraining(ClassificationExperiment):
                               f"all, {', '.join(sorted(known))}.")
         return [name for name, spec in cfg.variants.items() if "all" in groups or spec.group in groups]
 
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the model scales them
 
     def build(self, cfg, variant, data):
         model_cfg = OmegaConf.to_container(cfg.model, resolve=True)

@@ -20,7 +20,7 @@ from sklearn.metrics import accuracy_score
 from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import NullLogger, TrainedVariant
-from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment, n_classes
+from pipeline.experiments.classification import PREDICT_BATCH, FashionClassifier, n_classes
 from pipeline.models.ensemble import build_average_ensemble, ensemble_members
 from pipeline.models.graphs import MEMBER_KINDS, build_member
 from pipeline.training import compile_model
@@ -28,7 +28,7 @@ from pipeline.training import compile_model
 SPLITS = {"test": "test", "valid": "val"}
 
 
-class Ensemble(ClassificationExperiment):
+class Ensemble(FashionClassifier):
     family = "ensemble"
 
     def member_specs(self, cfg) -> list[tuple[str, dict[str, Any]]]:
@@ -44,8 +44,6 @@ class Ensemble(ClassificationExperiment):
                                   f"model.architectures; valid choices: {', '.join(MEMBER_KINDS)}.")
         return [(f"member{k}", architectures[(k - 1) % len(architectures)]) for k in range(1, count + 1)]
 
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # uint8 pixels; the models scale them
 
     def build_member(self, cfg, data, name: str, spec: dict):
         model = build_member(spec, input_shape=data["x_train"].shape[1:], n_outputs=n_classes(data),

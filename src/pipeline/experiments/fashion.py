@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pipeline.errors import ConfigError
-from pipeline.experiments.classification import ClassificationExperiment, n_classes
+from pipeline.experiments.classification import FashionClassifier, n_classes
 from pipeline.models.mlp import build_dense_classifier
 from pipeline.training import compile_model
 
@@ -12,7 +12,7 @@ from pipeline.training import compile_model
 NETWORKS = ("softmax", "l2_l1", "max_norm", "dropout")
 
 
-class FashionRegularization(ClassificationExperiment):
+class FashionRegularization(FashionClassifier):
     family = "fashion_regularization"
 
     def network_layers(self, cfg, variant) -> dict:
@@ -32,8 +32,6 @@ class FashionRegularization(ClassificationExperiment):
             "dropout": float(model.dropout) if level >= 3 else 0.0,
         }
 
-    def split(self, cfg, variant, data, split):
-        return data[f"x_{split}"], data[f"y_{split}"]  # raw uint8 pixels: the model scales them
 
     def build(self, cfg, variant, data):
         model = build_dense_classifier(

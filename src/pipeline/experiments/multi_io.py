@@ -23,6 +23,7 @@ from pipeline.errors import ConfigError, DataError
 from pipeline.experiments.bag_of_words import SPLITS, Imdb
 from pipeline.experiments.base import Arrays, Experiment, TrainedVariant
 from pipeline.models.multi_io import OUTPUTS, build_multi_io
+from pipeline.serving import binary_output, text_input, value_output
 from pipeline.training import compile_model
 
 PREDICT_BATCH = 4096
@@ -81,6 +82,21 @@ class MultiIO(Experiment):
             values = data[f"y_{split}"] if output == "sentiment" else self.ratings(data, split)
             targets[output] = values.astype("float32").reshape(-1, 1)
         return inputs, targets
+
+    # --- the logged model: the review's text in, its sentiment and rating out -------------
+    def serving_input(self, cfg, variant, data):
+        return text_input({"words": "multi_hot", "log_words": "log_word_count"})
+
+    def serving_outputs(self, cfg, variant, data):
+        named = {"sentiment": binary_output("sentiment", ["negative", "positive"], output="sentiment"),
+                 "rating": value_output("rating", output="rating")}  # stars, 1-10
+        return [named[output] for output in self.outputs(cfg)]
+
+    def raw_inputs(self, cfg, variant, data, split):
+        return self._words.raw_inputs(cfg, variant, data, split)
+
+    def vocabulary(self, cfg, data):
+        return self._words.vocabulary(cfg, data)
 
     # --- model ----------------------------------------------------------------------------
     def build(self, cfg, variant, data):

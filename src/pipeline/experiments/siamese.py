@@ -19,6 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays
 from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment
 from pipeline.models.siamese import ENCODERS, build_encoder, build_siamese
+from pipeline.serving import binary_output, image_input
 from pipeline.training import compile_model
 
 SPLITS = ("train", "valid", "test")
@@ -82,6 +83,12 @@ class Siamese(ClassificationExperiment):
         a, b, same = self.pair_indices(cfg, data, split)
         images = data[f"x_{split}"]  # only this split's images: test pairs never see training images
         return {"image_a": images[a], "image_b": images[b]}, same.astype("float32")
+
+    def serving_input(self, cfg, variant, data):
+        return image_input(("image_a", "image_b"), shape=data["x_train"].shape[1:])
+
+    def serving_outputs(self, cfg, variant, data):
+        return [binary_output("same_class", ["no", "yes"])]
 
     # --- model ----------------------------------------------------------------------------
     def encoder_kind(self, cfg, variant) -> str:

@@ -14,6 +14,7 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from pipeline.errors import ConfigError
 from pipeline.experiments.crossval import CrossValidated
 from pipeline.models.tabular import build_mlp
+from pipeline.serving import binary_output
 from pipeline.training import compile_model
 
 # log-loss of a probability of exactly 0 or 1 is infinite; a saturated sigmoid (or the mae loss,
@@ -28,6 +29,10 @@ class Thoracic(CrossValidated):
     # no test split: the final model is scored on the rows it learned, which is what the note's
     # training accuracy measures (an optimistic figure, reported only to compare with it)
     evaluated_splits = ("train",)
+    # The CSV's 17 feature columns: the book's patient number (which the note feeds to the
+    # network, as it does here), then the UCI attributes (Zieba et al. 2013) in their order.
+    columns = ("patient_id", "DGN", "PRE4", "PRE5", "PRE6", "PRE7", "PRE8", "PRE9", "PRE10",
+               "PRE11", "PRE14", "PRE17", "PRE19", "PRE25", "PRE30", "PRE32", "AGE")
 
     def build_model(self, cfg, variant, train_x):
         try:
@@ -53,6 +58,9 @@ class Thoracic(CrossValidated):
             metrics=[keras.metrics.BinaryAccuracy(name="accuracy"), keras.metrics.AUC(name="auc")],
             steps_per_execution=int(cfg.train.steps_per_execution),
         )
+
+    def serving_outputs(self, cfg, variant, data):
+        return [binary_output("risk_1yr", ["survived", "died"])]  # UCI's Risk1Yr: 1 = died
 
     def metrics_of(self, y_true, predicted):
         labels = np.asarray(y_true).astype("int64")

@@ -22,9 +22,12 @@ from pipeline import training
 from pipeline.experiments.base import NullLogger, TrainedVariant
 from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment
 from pipeline.models.deep_mlp import build_deep_mlp
+from pipeline.serving import (CHECK_ROWS, FASHION_CLASSES, Servable, binary_output,
+                              classes_output, head, image_input)
 from pipeline.training import compile_model
 
 SANDAL, SHIRT = 5, 6
+TASK_A_CLASSES = tuple(name for label, name in enumerate(FASHION_CLASSES) if label not in (SANDAL, SHIRT))
 
 
 def split_tasks(x: np.ndarray, y: np.ndarray, b_size: int | None = None):
@@ -52,6 +55,20 @@ class Transfer(ClassificationExperiment):
     def split(self, cfg, variant, data, split):
         (x_a, y_a), _ = split_tasks(data[f"x_{split}"], data[f"y_{split}"])
         return x_a, y_a
+
+    def serving_input(self, cfg, variant, data):
+        return image_input(shape=data["x_train"].shape[1:])
+
+    def serving_outputs(self, cfg, variant, data):
+        return [classes_output(TASK_A_CLASSES)]  # model_A: the 8 classes of task A
+
+    def task_b_servable(self, model, data) -> Servable:
+        """model_B or model_B_on_A as a logged model: a 28x28 image in, "Shirt" or "Sandal" out."""
+        x_b, _ = self._task_b(data, "test")
+        spec = {"experiment": self.family, "variant": model.name,
+                "input": image_input(shape=x_b.shape[1:]),
+                "outputs": [binary_output("class", [FASHION_CLASSES[SANDAL], FASHION_CLASSES[SHIRT]])]}
+        return Servable(model, spec, raw_test=head(x_b, CHECK_ROWS), network_test=head(x_b, CHECK_ROWS))
 
     def _network(self, cfg, x, n_outputs, activation, name):
         return build_deep_mlp(x_train=x, n_outputs=n_outputs, output_activation=activation,
@@ -125,8 +142,10 @@ class Transfer(ClassificationExperiment):
             for name, make in (("b_scratch", lambda: self._b_from_scratch(cfg, data, seed)),
                                ("b_on_a", lambda: self._b_on_a(cfg, model_a, data, seed))):
                 with logger.child(f"{name}-seed{seed}") as run:
-                    score = accuracy(make(), *test_b)
+                    model_b = make()
+                    score = accuracy(model_b, *test_b)
                     run.log_metrics({"test_accuracy": score, "seed": seed})
+                    run.log_model(self.task_b_servable(model_b, data))
                 results[name].append(score)
         trained.metrics.update(compare_paired(results["b_scratch"], results["b_on_a"]))
         trained.figures["transfer_comparison.png"] = comparison_figure(results)

@@ -13,6 +13,7 @@ from sklearn.metrics import root_mean_squared_error
 from pipeline.experiments.base import Experiment
 from pipeline.models.wide_deep import build_wide_deep
 from pipeline.plots import predicted_vs_actual
+from pipeline.serving import table, table_input, value_output
 from pipeline.training import compile_model
 
 
@@ -39,6 +40,24 @@ class WideDeep(Experiment):
         if not cfg.model.get("cross_bins"):
             return {}
         return {FEATURES[i].lower(): x[:, i:i + 1] for i in cfg.model.cross_features}
+
+    def serving_input(self, cfg, variant, data):
+        """The 8 columns in their original units, routed as _inputs() slices them."""
+        routing = {"wide": list(FEATURES)}
+        if self.variant_config(cfg, variant).inputs != "single":
+            (w0, w1), (d0, d1) = cfg.model.wide_features, cfg.model.deep_features
+            routing = {"wide": list(FEATURES[w0:w1]), "deep": list(FEATURES[d0:d1])}
+        if cfg.model.get("cross_bins"):
+            routing.update({FEATURES[i].lower(): [FEATURES[i]] for i in cfg.model.cross_features})
+        return table_input(FEATURES, routing)
+
+    def serving_outputs(self, cfg, variant, data):
+        """Median house value in $100,000s: the main output, and the auxiliary one if any."""
+        outputs = ["main", "aux"] if self.variant_config(cfg, variant).aux_output else ["main"]
+        return [value_output(name, output=name) for name in outputs]
+
+    def raw_inputs(self, cfg, variant, data, split):
+        return table(data[f"x_{split}"], FEATURES)
 
     def variants(self, cfg: DictConfig) -> list[str]:
         """The variants the train and evaluate stages run: not the tune stage's own model."""
