@@ -4,7 +4,10 @@
 
 Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the seed's figure
 and the difference, the null-model baseline, the bar) and plots/<experiment>/evaluate/*.png,
-and logs the test metrics and plots to the variant's MLflow run made by the train stage.
+and logs the test metrics and plots to the variant's MLflow run made by the train stage and to
+its logged model. The best variant on validation (the tune stage's metric, never test) is
+registered as a new version of the model ``<experiment>``; it becomes ``@champion`` if it beats
+the current champion, else ``@challenger`` (the ``registry`` entry of the metrics file says).
 """
 
 from __future__ import annotations
@@ -34,6 +37,42 @@ def read_history(path: str) -> dict[str, list[float]]:
     return {key: [float(row[key]) for row in rows] for key in (rows[0] if rows else {})}
 
 
+def best_variant(results: dict[str, dict], metric: str, direction: str) -> str | None:
+    """The variant with the best validation ``metric`` (None if no variant measured it)."""
+    scored = {v: entry[metric] for v, entry in results.items()
+              if isinstance(entry.get(metric), (int, float)) and entry[metric] == entry[metric]}
+    if not scored:
+        return None
+    pick = max if direction == "maximize" else min
+    return pick(scored, key=scored.get)
+
+
+def register_best(cfg, results: dict[str, dict], run_record: dict) -> dict:
+    """Register the best variant's logged model and promote it if it beats the champion."""
+    from pipeline import tracking
+    from pipeline.config import experiment_config
+    from pipeline.data.store import load_info
+    from pipeline.tuning.study import settings_of
+
+    settings = settings_of(cfg)
+    metric, direction = settings["metric"], settings["direction"]
+    variant = best_variant(results, metric, direction)
+    if variant is None or variant not in run_record.get("models", {}):
+        cli.progress(f"evaluate {cfg.experiment}: no variant measured {metric}; nothing registered")
+        return {}
+    entry = results[variant]
+    hashes = load_info(experiment_config(cfg).dataset)["sha256"]
+    registered = tracking.register_and_promote(
+        f"models:/{run_record['models'][variant]}", cfg.experiment, metric=metric,
+        value=float(entry[metric]), direction=direction,
+        tags={**tracking.standard_tags("evaluate", cfg.experiment, hashes), "variant": variant, "run_id": run_record["variants"][variant],
+              **{k: v for k, v in tracking.numeric(entry).items() if k.startswith(("test_", "val_"))}})
+    cli.progress(f"evaluate {cfg.experiment}: registered {variant} ({metric} {entry[metric]:.4f}) as "
+                 f"version {registered['version']}, now {registered['uri']}")
+    # no version number here: it counts registrations, so it is no figure of this run
+    return {"variant": variant, "metric": metric, "value": entry[metric], "alias": registered["alias"]}
+
+
 def main(args: list[str]) -> int:
     cfg = load(args)
     name = cfg.experiment
@@ -52,7 +91,7 @@ def main(args: list[str]) -> int:
     experiment = get_experiment(exp_cfg.family)
     data = load_prepared(exp_cfg.dataset)
     run_record = read_json(f"models/{name}/runs.json")
-    runs = run_record["variants"]
+    runs, models = run_record["variants"], run_record.get("models", {})
     # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
     seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
 
@@ -68,7 +107,8 @@ def main(args: list[str]) -> int:
             report["variants"][variant] = entry
             figure = experiment.figure(run_cfg, variant, model, data)
             with tracking.run(variant, run_id=runs[variant]):
-                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")})
+                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")},
+                                     model_id=models.get(variant))
                 tracking.log_metrics({f"baseline_{k}": v for k, v in report["baseline"].items()})
                 if figure is not None:
                     tracking.log_figure(figure, "test_predictions.png")
@@ -88,6 +128,7 @@ def main(args: list[str]) -> int:
                     plots.save(figure, plot_dir / file_name)
                 mlflow.log_dict(tables, "tables.json")
     report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
+    report["registry"] = register_best(cfg, report["variants"], run_record)
     write_json(f"metrics/{name}.json", report)
     return 0
 

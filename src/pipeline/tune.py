@@ -15,8 +15,10 @@ FAILED with its reason and the study goes on. Ctrl-C stops the trials, keeps the
 ones, ends the MLflow run KILLED and exits 130.
 
 One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
-child run per trial. The best trial (by the first objective) is retrained, logged on the parent
-run and registered as ``models:/<experiment>@champion`` (unless tune.register=false). The best
+child run per trial. A new study's first trial is the configured (untuned) model. The best
+trial (by the first objective) is retrained, logged on the parent run and registered as a new
+version of the model <experiment>: it becomes ``models:/<experiment>@champion`` if it beats the
+current champion on validation, else ``@challenger`` (unless tune.register=false). The best
 parameters, with the best trial's test-set score (never used for selection) and, for several
 objectives, the Pareto front, are written to <dir>/<experiment>/best_params.json.
 """
@@ -72,6 +74,8 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     context = Context.load(cfg, settings)
     recover(study, context)  # what a killed earlier invocation left RUNNING
     already = len(study.trials)
+    if not already:
+        warm_start(study, context)
     # another seed per invocation: a resumed study must not re-sample the first one's points
     seed = int(cfg.seed) + already
     study.sampler = make_sampler(seed, parallel=n_workers > 1)
@@ -91,13 +95,24 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     cli.progress(f"tune {name}: best {settings['metric']} {summary['best_value']:.4f} "
                  f"(trial {summary['best_trial']}), test {summary['best_test']}; "
                  f"wrote {study_dir(cfg, settings) / 'best_params.json'}"
-                 + (f"; registered {summary['champion']['uri']} (version "
-                    f"{summary['champion']['version']})" if "champion" in summary else ""))
+                 + (f"; registered version {summary['champion']['version']} as "
+                    f"{summary['champion']['uri']}" if "champion" in summary else ""))
     if failed_workers:
         cli.progress(f"tune {name}: {failed_workers} worker(s) failed (above); finished trials "
                      "are kept, run the command again for the missing ones")
         return 1
     return 0
+
+
+def warm_start(study, context) -> None:
+    """A new study's first trial is the configured (untuned) model, so the search's best can
+    never be worse than what the train stage trained with the same settings."""
+    from pipeline.tuning.space import configured_point
+
+    point, outside = configured_point(context.exp_cfg, context.variant)
+    study.enqueue_trial(point, user_attrs={"warm_start": "configured"}, skip_if_exists=True)
+    cli.progress(f"tune {context.cfg.experiment}: trial 0 is the configured model"
+                 + (f" (sampled for {', '.join(outside)}: outside the space)" if outside else ""))
 
 
 def loggable(settings: dict) -> dict:

@@ -148,7 +148,7 @@ class Objective:
         from pipeline import tracking
 
         ctx = self.context
-        trial_cfg = suggest(trial, ctx.exp_cfg)
+        trial_cfg = suggest(trial, ctx.exp_cfg, ctx.variant)
         tracking.log_params(trial.params)
         callbacks = [mlflow.keras.MlflowCallback()]
         if self.prunes:

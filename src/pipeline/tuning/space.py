@@ -23,8 +23,10 @@ def search_space(space: Mapping[str, Any], prefix: str = "") -> dict[str, dict]:
     return flat
 
 
-def suggest(trial, exp_cfg: DictConfig) -> DictConfig:
-    """A copy of the experiment config with every search-space key set by the trial."""
+def suggest(trial, exp_cfg: DictConfig, variant: str | None = None) -> DictConfig:
+    """A copy of the experiment config with every search-space key set by the trial. Where
+    ``variant`` sets that key itself (Boston's ``fast`` its batch size), the trial's value is
+    written there too: the variant's own value would otherwise win when it is resolved."""
     trial_cfg = exp_cfg.copy()
     for path, spec in search_space(OmegaConf.to_container(exp_cfg.tune.space)).items():
         kind = spec["type"]
@@ -39,4 +41,26 @@ def suggest(trial, exp_cfg: DictConfig) -> DictConfig:
         else:
             raise ConfigError(f"Search-space type {kind!r} of {path}; valid: int, float, categorical.")
         OmegaConf.update(trial_cfg, path, value, merge=False)
+        if variant is not None and OmegaConf.select(trial_cfg.variants[variant], path) is not None:
+            OmegaConf.update(trial_cfg, f"variants.{variant}.{path}", value, merge=False)
     return trial_cfg
+
+
+def configured_point(exp_cfg: DictConfig, variant: str) -> tuple[dict[str, Any], list[str]]:
+    """The values the variant trains with (the untuned config) of the search-space keys, as
+    trial params; and the keys whose value lies outside the space (left to the sampler)."""
+    point, outside = {}, []
+    spec_of = OmegaConf.select  # a variant's own value wins, as when it is resolved
+    for path, spec in search_space(OmegaConf.to_container(exp_cfg.tune.space)).items():
+        value = spec_of(exp_cfg.variants[variant], path)
+        value = spec_of(exp_cfg, path) if value is None else value
+        if spec["type"] == "categorical":
+            inside = value in list(spec["choices"])
+        else:
+            inside = isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"]
+            inside = inside and (spec["type"] == "float" or float(value).is_integer())
+        if inside:
+            point[path] = value
+        else:
+            outside.append(path)
+    return point, outside
