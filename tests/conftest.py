@@ -40,8 +40,13 @@ def mirror() -> Path:
 
 @pytest.fixture
 def tracking_store(tmp_path, monkeypatch) -> str:
-    """A throw-away MLflow store, so tests never write into the project's mlruns/."""
+    """A throw-away MLflow store, so tests never write into the project's mlruns/: made here
+    with its Default experiment's artifacts in tmp_path (MLflow would put them in ./mlruns of
+    whatever the working folder is)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    SqlAlchemyStore(uri, str(tmp_path / "artifacts")).engine.dispose()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 
@@ -76,6 +81,36 @@ def run_stages(name: str, workdir: Path, env: dict, *overrides: str) -> dict:
 def env(mirror, tracking_store):
     """What a stage run on the real data needs: the mirror and a throw-away MLflow store."""
     return {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
+
+
+def wait_until_answering(process: subprocess.Popen, url: str, log: Path, seconds: int = 180) -> None:
+    """Poll ``url`` until it answers 200; fail with the server's log if the server exits first."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if requests.get(url, timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"{url} did not answer in {seconds} s"
+        time.sleep(1)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stop a server started with start_new_session=True: its own process group (gunicorn or
+    uvicorn workers included), never the test's."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def copy_project(dest: Path) -> Path:
