@@ -81,3 +81,17 @@ def test_unknown_pruner_lists_choices():
     cfg = config.apply_overrides(config.compose(), ["tune.pruner=random"])
     with pytest.raises(ConfigError, match="median, successive_halving, hyperband, none"):
         settings_of(cfg)
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    """mkstemp's temporary file is owner-only; the output it becomes must not be."""
+    import os
+
+    from pipeline.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "out.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o644
