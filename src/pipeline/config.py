@@ -9,6 +9,7 @@ read params.yaml, so the parameters DVC records are the ones that ran, and accep
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import sys
@@ -18,6 +19,7 @@ from typing import Any, Sequence
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pipeline import schema
 from pipeline.errors import ConfigError
 
 
@@ -127,8 +129,11 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
         if not isinstance(parent, DictConfig) or leaf not in parent:
             where = parent_key or "the top level"
-            choices = ", ".join(sorted(map(str, parent.keys()))) if isinstance(parent, DictConfig) else "-"
-            raise ConfigError(f"Unknown config key {key!r}; valid keys under {where}: {choices}.")
+            keys = sorted(map(str, parent.keys())) if isinstance(parent, DictConfig) else []
+            nearest = difflib.get_close_matches(leaf, keys, n=1)
+            hint = f" Did you mean {'.'.join(filter(None, (parent_key, nearest[0])))!r}?" if nearest else ""
+            raise ConfigError(f"Unknown config key {key!r}.{hint} All valid keys under {where}: "
+                              f"{', '.join(keys) or '-'}.")
         value = _parse_value(text)
         _check_type(key, parent[leaf], value)
         OmegaConf.update(cfg, key, value, merge=False)
@@ -144,6 +149,7 @@ def load(overrides: Sequence[str] = (), params_file: Path = PARAMS_FILE) -> Dict
         raise ConfigError(
             f"Unknown experiment {name!r}; valid choices: {', '.join(sorted(cfg.experiments))}."
         )
+    schema.check(cfg)  # ranges and choices, before anything is loaded
     return cfg
 
 
@@ -168,7 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 1
             print("params.yaml agrees with conf/")
             return 0
-        write_params(compose(args.overrides))
+        composed = compose(args.overrides)
+        schema.check(composed)
+        write_params(composed)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
