@@ -8,6 +8,7 @@ test skips locally; under ``CI=true`` it fails, as the real-data tests do withou
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -212,24 +213,32 @@ def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, trac
 # --- MLflow tracking server ------------------------------------------------------------------
 
 
-@pytest.fixture
-def mlflow_server(tmp_path):
-    """``mlflow server`` on a SQLite backend, serving artifacts, on a free loopback port."""
+@contextlib.contextmanager
+def mlflow_server_on(backend_uri: str, folder: Path):
+    """``mlflow server`` on ``backend_uri``, serving artifacts from ``folder``, on a free
+    loopback port; its URL."""
     port = free_port()
-    log = (tmp_path / "mlflow-server.log").open("w")
+    log_path = folder / "mlflow-server.log"
+    log = log_path.open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server",
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--serve-artifacts",
+        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
+         "--artifacts-destination", str(folder / "server-artifacts"), "--serve-artifacts",
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_answering(server, f"{url}/health", tmp_path / "mlflow-server.log")
+        wait_until_answering(server, f"{url}/health", log_path)
         yield url
     finally:
         stop_process_group(server)
         log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """``mlflow server`` on a SQLite backend."""
+    with mlflow_server_on(f"sqlite:///{tmp_path / 'server.db'}", tmp_path) as url:
+        yield url
 
 
 def test_train_logs_to_an_mlflow_server(prepared, mlflow_server, tmp_path):
@@ -265,3 +274,46 @@ def test_train_logs_to_an_mlflow_server(prepared, mlflow_server, tmp_path):
     assert model.metadata.signature is not None
     # and nothing went to the project's local store
     assert not (prepared / "mlruns").exists()
+
+
+def test_a_team_server_on_postgresql(prepared, postgres, tmp_path):
+    """The team's set-up: one `mlflow server` on PostgreSQL serving the artifacts; train,
+    evaluate and a two-worker tune of wide & deep log to it at once; the runs, the logged models
+    with their metrics and the champion come back over REST, and the champion predicts."""
+    import pandas as pd
+
+    with mlflow_server_on(postgres.createdb("mlflow"), tmp_path) as url:
+        env = {"MLFLOW_TRACKING_URI": url}
+        for stage in ("pipeline.train", "pipeline.evaluate"):
+            result = run_module(stage, "experiment=wide_deep", EPOCHS, cwd=prepared, env=env)
+            assert result.returncode == 0, result.stderr
+        result = run_module("pipeline.tune", "experiment=wide_deep", "tune.n_trials=2",
+                            "tune.n_workers=2", f"tune.dir={tmp_path / 'studies'}",
+                            f"experiments.wide_deep.variants.{TUNED}.train.epochs=1",
+                            cwd=prepared, env=env)
+        assert result.returncode == 0, result.stderr
+
+        mlflow.set_tracking_uri(url)
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name("wide_deep")
+        runs = client.search_runs([experiment.experiment_id])
+        trials = [r for r in runs if "optuna.trial" in r.data.tags]
+        assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == [0, 1]  # none lost
+        assert all(r.info.status == "FINISHED" for r in runs)
+        variant_runs = [r for r in runs if r.data.tags.get("pipeline.stage") == "train"
+                        and "pipeline.variant" in r.data.tags]
+        logged = client.search_logged_models(experiment_ids=[experiment.experiment_id])
+        assert {m.source_run_id for m in logged} >= {r.info.run_id for r in variant_runs}
+        assert all(m.artifact_location.startswith("mlflow-artifacts:") for m in logged)
+        with_metrics = [m for m in logged if {"test_rmse", "val_rmse"} <= {x.key for x in m.metrics}]
+        assert len(with_metrics) >= len(VARIANTS)
+        versions = client.search_model_versions("name='wide_deep'")
+        assert len(versions) == 2  # evaluate's best variant, then the tuned model
+        champion = client.get_model_version_by_alias("wide_deep", "champion")
+        assert champion.tags["selection.metric"] == "val_rmse"
+        model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
+        # floats: MLflow refuses int64 columns for a double column in-process (not over REST)
+        house = pd.DataFrame([{"MedInc": 8.33, "HouseAge": 41.0, "AveRooms": 6.98, "AveBedrms": 1.02,
+                               "Population": 322.0, "AveOccup": 2.56, "Latitude": 37.88,
+                               "Longitude": -122.23}])
+        assert "main" in model.predict(house).columns
