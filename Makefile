@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run params test test-fast bench clean-outputs
+.PHONY: setup run params test test-fast bench dashboard clean-outputs
 
 setup: $(STAMP)
 
@@ -31,3 +31,12 @@ test-fast: setup       ## unit tests only (no real data)
 
 bench: setup           ## plain fit vs the pipeline's fit loop
 	python bench/train_speed.py
+
+# The studies in Optuna's web UI, on loopback: make dashboard experiment=wide_deep
+#   [DIR=studies|tuning]  the user's resumable studies (default) or the DVC tune stage's
+#   [STORAGE=postgresql://...]  a shared study instead of a journal file; [PORT=8080]
+DIR  ?= studies
+PORT ?= 8080
+dashboard: setup       ## optuna-dashboard on an experiment's study
+	$(if $(experiment),,$(error name the study's experiment: make dashboard experiment=<name>))
+	optuna-dashboard --host 127.0.0.1 --port $(PORT) $(or $(STORAGE),$(DIR)/$(experiment)/study.journal)

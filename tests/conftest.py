@@ -3,6 +3,7 @@ missing mirror fails them instead of skipping, so CI never passes by proving not
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -169,3 +170,50 @@ def images():
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = make(400), make(100), make(100)
     return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
                 x_test=x_test, y_test=y_test)
+
+
+# --- optuna-dashboard ---------------------------------------------------------------------------
+
+
+def dashboard_command(project: Path, port: int, **make_vars: str) -> list[str]:
+    """The command `make dashboard` runs with these variables (read from `make -n`, so the test
+    runs what the Makefile says)."""
+    assignments = [f"{key}={value}" for key, value in {**make_vars, "PORT": str(port)}.items()]
+    dry = subprocess.run(["make", "-n", "-s", "dashboard", *assignments], cwd=project,
+                         capture_output=True, text=True, check=True).stdout
+    (line,) = [line for line in dry.splitlines() if line.startswith("optuna-dashboard ")]
+    return line.split()
+
+
+def headless_chromium_dom(url: str, profile: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (Debian's package)."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        message = "headless Chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom"]
+    return subprocess.run([chromium, *flags, url], capture_output=True, text=True, timeout=120,
+                          check=True).stdout
+
+
+@contextlib.contextmanager
+def dashboard(command: list[str], cwd: Path, log: Path, env: dict | None = None):
+    """optuna-dashboard started as ``command`` (it binds 127.0.0.1); its URL, stopped after."""
+    port = command[command.index("--port") + 1]
+    bin_dir = str(Path(sys.executable).parent)
+    command = [shutil.which(command[0], path=bin_dir) or command[0], *command[1:]]
+    with log.open("w") as out:
+        server = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True,
+                                  env={**os.environ, **(env or {}),
+                                       "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_answering(server, f"{url}/api/studies", log)
+            yield url
+        finally:
+            stop_process_group(server)

@@ -11,7 +11,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import copy_project, run_module
+from conftest import copy_project, dashboard, dashboard_command, headless_chromium_dom, run_module
 
 pytestmark = pytest.mark.slow
 VARIANTS = {"single_input", "two_inputs", "two_outputs"}
@@ -176,3 +176,22 @@ def test_tune_resumes_the_same_study(mirror, tmp_path, tracking_store):
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 2 and len(children) == 4
     assert {r.data.tags["optuna.state"] for r in children} <= {"COMPLETE", "PRUNED"}
+
+
+def test_the_tune_stages_study_in_optuna_dashboard(repro, tmp_path):
+    """`make dashboard experiment=wide_deep DIR=tuning` serves the DVC tune stage's journal:
+    the study and its trials through the dashboard's JSON API, and the page renders them."""
+    import requests
+
+    from test_servers import free_port
+
+    project, env, _ = repro
+    command = dashboard_command(project, free_port(), experiment="wide_deep", DIR="tuning")
+    assert "127.0.0.1" in command and "tuning/wide_deep/study.journal" in command
+    with dashboard(command, project, tmp_path / "dashboard.log") as url:
+        (study,) = requests.get(f"{url}/api/studies", timeout=10).json()["study_summaries"]
+        assert study["study_name"] == "wide_deep" and study["directions"] == ["minimize"]
+        detail = requests.get(f"{url}/api/studies/{study['study_id']}", timeout=30).json()
+        assert len(detail["trials"]) == 2
+        page = headless_chromium_dom(f"{url}/dashboard/studies/{study['study_id']}", tmp_path / "chromium")
+        assert "wide_deep" in page and "History" in page

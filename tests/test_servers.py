@@ -24,7 +24,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, run_module, stop_process_group, wait_until_answering
+from conftest import (ROOT, dashboard, dashboard_command, run_module, stop_process_group,
+                      wait_until_answering)
 
 pytestmark = pytest.mark.slow
 
@@ -317,3 +318,26 @@ def test_a_team_server_on_postgresql(prepared, postgres, tmp_path):
                                "Population": 322.0, "AveOccup": 2.56, "Latitude": 37.88,
                                "Longitude": -122.23}])
         assert "main" in model.predict(house).columns
+
+
+def test_optuna_dashboard_shows_a_postgresql_study(postgres, tmp_path):
+    """`make dashboard STORAGE=postgresql://...` on a shared study: its trials are served."""
+    import optuna
+
+    url = postgres.createdb("dashboard")
+    study = optuna.create_study(study_name="wide_deep", storage=url, direction="minimize")
+    study.optimize(lambda trial: (trial.suggest_float("x", -1, 1)) ** 2, n_trials=3)
+    command = dashboard_command(ROOT, free_port(), experiment="wide_deep", STORAGE=url)
+    with dashboard(command, ROOT, tmp_path / "dashboard.log") as served:
+        (summary,) = requests_json(f"{served}/api/studies")["study_summaries"]
+        assert summary["study_name"] == "wide_deep"
+        trials = requests_json(f"{served}/api/studies/{summary['study_id']}")["trials"]
+        assert [t["number"] for t in trials] == [0, 1, 2]
+
+
+def requests_json(url: str):
+    import requests
+
+    response = requests.get(url, timeout=30)
+    response.raise_for_status()
+    return response.json()
