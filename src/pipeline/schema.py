@@ -135,7 +135,7 @@ def check(cfg: DictConfig) -> None:
 
 def _experiment_errors(cfg: DictConfig) -> Iterator[str]:
     for section in ("experiments", "datasets"):
-        tree = OmegaConf.to_container(cfg.get(section) or {}, resolve=True)
+        tree = _plain(cfg.get(section))
         for path, parent, leaf, value in _leaves(tree, (section,)):
             rule = PARENT_RULES.get((parent, leaf)) or RULES.get(leaf)
             if "seed_figures" in path or "bar" in path or "space" in path:
@@ -150,7 +150,7 @@ def _tune_errors(cfg: DictConfig) -> Iterator[str]:
     """The invocation's ``tune.*`` settings (null: the experiment's default)."""
     from pipeline.tuning.study import PRUNERS  # here: that module imports pipeline.config
 
-    tune = OmegaConf.to_container(cfg.get("tune") or {}, resolve=True)
+    tune = _plain(cfg.get("tune"))
     rules = {"n_trials": whole_at_least(1), "n_workers": whole_at_least(1),
              "timeout": positive(), "pruner": one_of(*PRUNERS)}
     for key, rule in rules.items():
@@ -183,6 +183,11 @@ def _space_errors(prefix: str, tune: Mapping[str, Any]) -> Iterator[str]:
                 yield f"{where}: low={low!r} must be below high={high!r}"
             elif spec.get("log") and low <= 0:
                 yield f"{where}: a log scale needs low > 0 (low={low!r})"
+
+
+def _plain(node: Any) -> dict:
+    """A config section as plain containers ({} when the section is absent)."""
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else {}
 
 
 def _leaves(tree: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str, str, Any]]:
