@@ -40,16 +40,21 @@ def mirror() -> Path:
 
 
 @pytest.fixture
-def tracking_store(tmp_path, monkeypatch) -> str:
+def tracking_store(tmp_path, monkeypatch):
     """A throw-away MLflow store, so tests never write into the project's mlruns/: made here
     with its Default experiment's artifacts in tmp_path (MLflow would put them in ./mlruns of
     whatever the working folder is)."""
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
+    import mlflow
+
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     SqlAlchemyStore(uri, str(tmp_path / "artifacts")).engine.dispose()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    return uri
+    # in this process too: a URI an earlier test set with mlflow.set_tracking_uri wins over the env
+    mlflow.set_tracking_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
 
 
 def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None,

@@ -337,10 +337,8 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     assert len(children) == 2
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/param_importances.png"} <= plots
-    x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5].astype("float32")
-    prediction = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(
-        {"wide": x[:, 0:5], "deep": x[:, 2:8]})
-    if isinstance(prediction, np.ndarray) and prediction.dtype == object and prediction.ndim == 0:
-        prediction = prediction.item()
-    main = np.asarray(prediction["main"]).ravel()
+    x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5]
+    houses = pd.DataFrame(x, columns=["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population",
+                                      "AveOccup", "Latitude", "Longitude"])
+    main = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(houses)["main"].to_numpy()
     assert main.shape == (5,) and np.all((main > 0) & (main < 6))  # house values, 100k$
