@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pipeline import interrupts
 from pipeline.errors import ConfigError, TrainingDiverged
 from pipeline.models.factories import make_optimizer
 
@@ -195,14 +196,16 @@ def fit(
     x, y = train
     n_samples = len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values()))))
     guard = _NanGuard()
-    all_callbacks = [keras.callbacks.TerminateOnNaN(), guard, LearningRateLogger(), *callbacks]
+    all_callbacks = [keras.callbacks.TerminateOnNaN(), guard, LearningRateLogger(),
+                     interrupts.keras_callback(), *callbacks]
     started = time.perf_counter()
-    history = model.fit(
-        x, y, validation_data=valid, epochs=epochs, batch_size=batch_size,
-        # validation is a mean over the same samples whatever the batch; big batches are cheaper
-        validation_batch_size=max(batch_size, VALIDATION_BATCH) if fast else None,
-        callbacks=all_callbacks, verbose=verbose,
-    )
+    with interrupts.deferred():  # Ctrl-C ends the fit between two batches
+        history = model.fit(
+            x, y, validation_data=valid, epochs=epochs, batch_size=batch_size,
+            # validation is a mean over the same samples whatever the batch; big batches are cheaper
+            validation_batch_size=max(batch_size, VALIDATION_BATCH) if fast else None,
+            callbacks=all_callbacks, verbose=verbose,
+        )
     seconds = time.perf_counter() - started
     if guard.diverged_at is not None or not all(
         math.isfinite(v) for v in history.history.get("loss", [])

@@ -181,7 +181,7 @@ def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
     """One worker process of a parent's search: its share of the trials, nothing else."""
     from pipeline import tracking
     from pipeline.tuning import workers
-    from pipeline.tuning.objective import Context, Objective, TrialFailed
+    from pipeline.tuning.objective import Context, Objective
     from pipeline.tuning.study import quiet_optuna
 
     parent_run_id, n_trials, seed = workers.parse_worker_option(option)
@@ -189,7 +189,7 @@ def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
     tracking.configure(cfg)
     study = open_study(cfg, settings, seed=seed, parallel=True)
     objective = Objective(Context.load(cfg, settings), parent_run_id)
-    study.optimize(objective, n_trials=n_trials, timeout=settings["timeout"], catch=(TrialFailed,))
+    workers.optimize(study, objective, n_trials, settings["timeout"])
     return 0
 
 

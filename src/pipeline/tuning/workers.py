@@ -77,10 +77,18 @@ class Progress:
 
 
 def run_here(study, objective, settings: dict, progress: Progress) -> None:
+    optimize(study, objective, settings["n_trials"], settings["timeout"], callbacks=[progress])
+
+
+def optimize(study, objective, n_trials: int, timeout: float | None, callbacks=()) -> None:
+    """``study.optimize`` where Ctrl-C ends the running trial at the end of a batch (it fails
+    as interrupted) or, between two trials, stops before the next one."""
+    from pipeline import interrupts
     from pipeline.tuning.objective import TrialFailed
 
-    study.optimize(objective, n_trials=settings["n_trials"], timeout=settings["timeout"],
-                   callbacks=[progress], catch=(TrialFailed,))
+    with interrupts.deferred():
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
+                       callbacks=[*callbacks, lambda study, trial: interrupts.check()])
 
 
 @dataclass
