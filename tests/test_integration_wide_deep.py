@@ -76,6 +76,11 @@ def test_repro_runs_every_stage_and_writes_metrics(repro):
     two_outputs = metrics["variants"]["two_outputs"]
     assert two_outputs["seed_test_rmse"] == 0.56 and "diff_test_rmse" in two_outputs
     assert "test_rmse_aux" in two_outputs
+    headline = json.loads((project / "metrics/headline/wide_deep.json").read_text())
+    assert headline["variant"] == metrics["registry"]["variant"]  # the registered one
+    assert headline["test_rmse"] == metrics["variants"][headline["variant"]]["test_rmse"]
+    assert set(headline) == {"variant", "val_rmse", "test_rmse", "test_rmse_aux"} - (
+        set() if "test_rmse_aux" in metrics["variants"][headline["variant"]] else {"test_rmse_aux"})
     best = json.loads((project / "tuning/wide_deep/best_params.json").read_text())
     assert best["n_trials"] == 2 and "test_test_rmse" not in best["best_test"]
     assert "test_rmse" in best["best_test"]

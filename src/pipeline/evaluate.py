@@ -3,7 +3,9 @@
     python -m pipeline.evaluate experiment=wide_deep
 
 Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the seed's figure
-and the difference, the null-model baseline, the bar) and plots/<experiment>/evaluate/*.png,
+and the difference, the null-model baseline, the bar), metrics/headline/<experiment>.json (the
+best variant on validation and its test scores: the few columns `dvc exp show` should show)
+and plots/<experiment>/evaluate/*.png,
 and logs the test metrics and plots to the variant's MLflow run made by the train stage and to
 its logged model. The best variant on validation (the tune stage's metric, never test) is
 registered as a new version of the model ``<experiment>``; it becomes ``@champion`` if it beats
@@ -47,6 +49,18 @@ def best_variant(results: dict[str, dict], metric: str, direction: str) -> str |
     return pick(scored, key=scored.get)
 
 
+def headline(results: dict[str, dict], metric: str, direction: str) -> dict:
+    """The best variant on validation ``metric``, that value and the variant's test scores."""
+    from pipeline.tracking import numeric
+
+    variant = best_variant(results, metric, direction)
+    if variant is None:
+        return {}
+    scores = numeric(results[variant])
+    return {"variant": variant, metric: scores[metric],
+            **{k: v for k, v in scores.items() if k.startswith("test_")}}
+
+
 def register_best(cfg, results: dict[str, dict], run_record: dict) -> dict:
     """Register the best variant's logged model and promote it if it beats the champion."""
     from pipeline import tracking
@@ -86,6 +100,7 @@ def main(args: list[str]) -> int:
     from pipeline.data.store import load_prepared
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, read_json, write_json
+    from pipeline.tuning.study import settings_of
 
     tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
     experiment = get_experiment(exp_cfg.family)
@@ -129,6 +144,9 @@ def main(args: list[str]) -> int:
                 mlflow.log_dict(tables, "tables.json")
     report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
     report["registry"] = register_best(cfg, report["variants"], run_record)
+    settings = settings_of(cfg)
+    write_json(f"metrics/headline/{name}.json",
+               headline(report["variants"], settings["metric"], settings["direction"]))
     write_json(f"metrics/{name}.json", report)
     return 0
 
