@@ -1,9 +1,16 @@
 """Configuration: compose conf/ with Hydra, keep params.yaml in sync, read it back with overrides.
 
 conf/ is the single source of truth. ``python -m pipeline.config [overrides]`` composes it into
-params.yaml, the file DVC tracks (``dvc exp run`` does the same when hydra is enabled). Stages
-read params.yaml, so the parameters DVC records are the ones that ran, and accept
-``key=value`` overrides on top, checked against the keys and types that exist.
+params.yaml, the file DVC tracks (``dvc exp run -S`` does the same when hydra is enabled). Stages
+read params.yaml, so the parameters DVC records are the ones that ran, and take overrides on top.
+
+One grammar everywhere, Hydra's, parsed by Hydra (see GRAMMAR):
+``key=value`` sets an existing key to a value of its type (``1e-4`` is a float, ``[1,2]`` a list,
+``null`` None, a quoted value a string), ``+key=value`` adds a new key, ``++key=value`` sets or
+adds, ``~key`` (``~key=value``: only if it has that value) deletes one. ``group=option`` or
+``group@package=option`` chooses a config of a group of conf/: a stage then composes conf/ anew,
+which it does only while params.yaml agrees with conf/. Sweeps are refused (a stage runs one
+config). Every mistake is a ConfigError naming the override, the rule and the choices.
 """
 
 from __future__ import annotations
@@ -11,17 +18,19 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
-import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from pipeline import schema
 from pipeline.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 
 def find_project_root() -> Path:
@@ -49,8 +58,9 @@ def compose(overrides: Sequence[str] = ()) -> DictConfig:
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as error:
-        raise ConfigError(f"Bad configuration override: {error}") from error
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # ValueError: optimizer@x=1
+        reason = str(error).split("\nConfig search path:")[0].strip()  # the paths say nothing here
+        raise ConfigError(f"Bad configuration override: {reason}") from error
     OmegaConf.resolve(cfg)
     return cfg
 
@@ -79,24 +89,58 @@ def _diff(a: Any, b: Any, prefix: str = "") -> set[str]:
     return set() if a == b else {prefix.rstrip(".") or "<root>"}
 
 
-# --- reading params.yaml back, with overrides ---------------------------------------------
+# --- reading params.yaml back, with overrides (Hydra's grammar) ----------------------------
+
+GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 
 
-# YAML 1.1 (PyYAML) reads 1e-4 and 1.0e12 as strings; on a command line they are numbers (Hydra)
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+def parse_overrides(overrides: Sequence[str]) -> list[Override]:
+    """Parse with Hydra's own parser; refuse sweeps (a stage runs one config)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as error:  # Hydra's message ends with a link to old docs
+        reason = "; ".join(line for line in error.message.splitlines()
+                           if not line.startswith(("See ", "Error parsing override")))
+        raise ConfigError(f"Cannot parse override {error.override!r}: {reason or error.message}. "
+                          "Hydra's grammar: key=value, +key=value, ++key=value, ~key, "
+                          f"group=option ({GRAMMAR}).") from error
+    for override in parsed:
+        if not override.key_or_group:
+            raise ConfigError(f"Override {override.input_line!r} has no key; the form is key=value.")
+        if override.is_sweep_override():
+            raise ConfigError(
+                f"Override {override.input_line!r} is a sweep; a stage runs one config. To search "
+                "a space, use Optuna: `python -m pipeline.tune` (spaces in conf/tune/); for a grid "
+                "of runs, `dvc exp run --queue -S '<key>=1,2,3'` and `dvc queue start`.")
+    return parsed
 
 
-def _parse_value(text: str) -> Any:
-    if text == "":
-        return ""
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and _FLOAT.fullmatch(text.strip()):
-        return float(text)
-    return value
+def config_groups() -> list[str]:
+    return sorted(str(p.relative_to(CONF_DIR)) for p in CONF_DIR.rglob("*") if p.is_dir())
+
+
+def is_group_override(override: Override) -> bool:
+    """Hydra's own rule (hydra/_internal/defaults_list.py): an override whose key names a config
+    group is a choice of that group, unless its value is a dict. conf/ is our only config
+    source, and a group of a file source is a folder, so a folder under conf/ is the test."""
+    if (CONF_DIR / override.key_or_group).is_dir() and not isinstance(override.value(), dict):
+        return True
+    if override.package is not None:  # group@package=option, but no such group
+        raise ConfigError(f"Override {override.input_line!r} chooses an option of config group "
+                          f"{override.key_or_group!r}, which conf/ does not have; its groups: "
+                          f"{', '.join(config_groups())}.")
+    return False
 
 
 def _a(noun: str) -> str:
     return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"
+
+
+def _kind(node: Any) -> str:
+    return "a list" if isinstance(node, ListConfig) else _a(type(node).__name__)
 
 
 def _check_type(key: str, old: Any, new: Any) -> None:
@@ -117,33 +161,116 @@ def _check_type(key: str, old: Any, new: Any) -> None:
         )
 
 
-def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """``key=value`` overrides on existing keys only, with the existing value's type."""
-    cfg = cfg.copy()
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        key = key.strip().lstrip("+")
-        if not sep or not key:
-            raise ConfigError(f"Override {override!r} is not of the form key=value.")
+_ABSENT = object()
+
+
+def _get(cfg: DictConfig, key: str) -> Any:
+    try:
+        return OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+    except OmegaConfBaseException:  # e.g. a name used as a list index
+        return _ABSENT
+
+
+def _nearest(cfg: DictConfig, key: str) -> tuple[str, Any]:
+    """The deepest node that exists on the way to key (key excluded), and its dotted path."""
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        node = _get(cfg, ".".join(parts[:n]))
+        if node is not _ABSENT:
+            return ".".join(parts[:n]), node
+    return "", cfg
+
+
+def _unknown_key(cfg: DictConfig, override: Override, rule: str) -> ConfigError:
+    key = override.key_or_group
+    where, node = _nearest(cfg, key)
+    said = f"Unknown config key {key!r} in override {override.input_line!r} ({rule})."
+    if not isinstance(node, DictConfig):
+        return ConfigError(f"{said} {where} is {_kind(node)}, it has no keys.")
+    keys = sorted(map(str, node.keys()))
+    missing = key.split(".")[where.count(".") + 1 if where else 0]
+    nearest = difflib.get_close_matches(missing, keys, n=1)
+    hint = f" Did you mean {'.'.join(filter(None, (where, nearest[0])))!r}?" if nearest else ""
+    return ConfigError(f"{said}{hint} All valid keys under {where or 'the top level'}: "
+                       f"{', '.join(keys) or '-'}.")
+
+
+def _apply(cfg: DictConfig, override: Override) -> None:
+    """One key override, in place. Hydra's semantics for =, +, ++ and ~, plus our checks: a plain
+    key=value only sets a key that exists, and (like ++ on an existing key) only to a value of the
+    type it has; + and ++ only add a key under a mapping."""
+    key, value, line = override.key_or_group, override.value(), override.input_line
+    old = _get(cfg, key)
+    if override.is_add() and old is not _ABSENT:
+        raise ConfigError(f"Override {line!r} adds {key!r}, but it exists (value {old!r}); + only "
+                          f"adds a new key. To change it: {line[1:]!r}; to set it either way: "
+                          f"'+{line}'.")
+    if old is _ABSENT:
+        if not (override.is_add() or override.is_force_add()):
+            raise _unknown_key(cfg, override, "~key deletes an existing key" if override.is_delete()
+                               else "key=value sets an existing key; +key=value adds one")
+        where, node = _nearest(cfg, key)
+        if not isinstance(node, DictConfig):  # OmegaConf would replace that value with a dict
+            raise ConfigError(f"Override {line!r} adds a key under {where}, which is "
+                              f"{_kind(node)} (value {node!r}), not a mapping.")
+    if override.is_delete():
+        current = OmegaConf.to_container(old) if isinstance(old, (DictConfig, ListConfig)) else old
+        if value is not None and value != current:
+            raise ConfigError(f"Override {line!r} deletes {key!r} only if its value is {value!r}, "
+                              f"but it is {current!r}; ~{key} deletes it whatever its value.")
         parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
-        if not isinstance(parent, DictConfig) or leaf not in parent:
-            where = parent_key or "the top level"
-            keys = sorted(map(str, parent.keys())) if isinstance(parent, DictConfig) else []
-            nearest = difflib.get_close_matches(leaf, keys, n=1)
-            hint = f" Did you mean {'.'.join(filter(None, (parent_key, nearest[0])))!r}?" if nearest else ""
-            raise ConfigError(f"Unknown config key {key!r}.{hint} All valid keys under {where}: "
-                              f"{', '.join(keys) or '-'}.")
-        value = _parse_value(text)
-        _check_type(key, parent[leaf], value)
-        OmegaConf.update(cfg, key, value, merge=False)
+        parent = _get(cfg, parent_key) if parent_key else cfg
+        with open_dict(cfg):  # a fresh composition is in struct mode
+            del parent[int(leaf) if isinstance(parent, ListConfig) else leaf]
+        return
+    if old is not _ABSENT:
+        _check_type(key, old, value)
+    try:
+        OmegaConf.update(cfg, key, value, merge=True, force_add=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"Override {line!r} cannot be applied: {error}") from error
+
+
+def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """Key overrides (Hydra's grammar: key=value, +key=value, ++key=value, ~key) on a copy."""
+    cfg = cfg.copy()
+    for override in parse_overrides(overrides):
+        if is_group_override(override):
+            raise ConfigError(f"Override {override.input_line!r} chooses a config-group option; "
+                              "only composing conf/ can apply it (`pipeline.config.load`).")
+        _apply(cfg, override)
     return cfg
 
 
+def _compose_groups(groups: list[Override], params_file: Path) -> DictConfig:
+    """conf/ composed with the group choices, if params.yaml is what conf/ composes to: a group
+    override cannot be applied to params.yaml, and composing anew would drop its edits."""
+    drift = params_drift(params_file) if params_file.exists() else []
+    if drift:
+        shown = ", ".join(drift[:6]) + (f" ... ({len(drift)} keys)" if len(drift) > 6 else "")
+        raise ConfigError(
+            f"Config-group override {groups[0].input_line!r} composes conf/ anew, but "
+            f"{params_file.name} differs from conf/ at: {shown}; composing would lose that. "
+            "Either regenerate it from conf/ with `python -m pipeline.config` (edit conf/ to keep "
+            "a change), or set the values with plain key=value overrides instead.")
+    return compose([o.input_line for o in groups])
+
+
 def load(overrides: Sequence[str] = (), params_file: Path = PARAMS_FILE) -> DictConfig:
-    """params.yaml (composed from conf/ if it is missing) with overrides, experiment validated."""
-    base = OmegaConf.load(params_file) if params_file.exists() else compose()
-    cfg = apply_overrides(base, overrides)
+    """params.yaml (composed from conf/ if it is missing) with overrides, experiment validated.
+
+    Key overrides apply to params.yaml. Group overrides (``optimizer@<package>=sgd``) need
+    conf/: it is composed with them, then the key overrides apply to that, with the same checks
+    (Hydra too applies key overrides after the defaults list; conf/ has no interpolations)."""
+    groups, keys = [], []
+    for override in parse_overrides(overrides):
+        (groups if is_group_override(override) else keys).append(override)
+    if groups:
+        cfg = _compose_groups(groups, params_file)
+    else:
+        cfg = OmegaConf.load(params_file) if params_file.exists() else compose()
+    for override in keys:
+        _apply(cfg, override)
     name = cfg.experiment
     if name not in cfg.experiments:
         raise ConfigError(
@@ -162,7 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m pipeline.config",
         description="Compose conf/ into params.yaml (or check that they agree).",
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. wide_deep/optimizer=sgd")
+    parser.add_argument("overrides", nargs="*",
+                        help="Hydra overrides, e.g. optimizer@experiments.wide_deep.train.optimizer=sgd")
     parser.add_argument("--check", action="store_true", help="exit 1 if params.yaml drifted")
     args = parser.parse_args(argv)
     try:
