@@ -30,6 +30,8 @@ CASES = [
     ("train", [f"{E}.wide_deep.variants.search.train.reduce_lr_on_plateau.factor=1.5"],
      ["factor=1.5", "(0, 1)"]),
     ("train", ["experiment=wide_dep"], ["Unknown experiment 'wide_dep'", "wide_deep"]),
+    ("train", [f"{E}.wide_deep.train.epochs=1,2"], ["epochs=1,2' is a sweep", "pipeline.tune"]),
+    ("train", [f"{E}.deep_training.model.hidden=[300,"], ["Cannot parse override", "hidden=[300,"]),
     ("train", [f"{E}.fashion_regularization.model.dropout=1.5"], ["dropout=1.5", "[0.0, 1.0)"]),
     ("train", [f"{E}.fashion_regularization.model.dropout=-0.1"], ["dropout=-0.1"]),
     ("train", [f"{E}.fashion_regularization.model.kernel_l2=-0.01"], ["kernel_l2=-0.01", ">= 0"]),
