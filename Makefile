@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: setup run params test test-fast bench dashboard clean-outputs
+.PHONY: setup run params test test-fast bench dashboard push pull exp-show clean-outputs
 
 setup: $(STAMP)
 
@@ -31,6 +31,18 @@ test-fast: setup       ## unit tests only (no real data)
 
 bench: setup           ## plain fit vs the pipeline's fit loop
 	python bench/train_speed.py
+
+# A team's outputs through the DVC remote `team` (.dvc/config; README: For a team)
+push: setup            ## send data, models, metrics, plots and studies to the remote
+	dvc push
+pull: setup            ## get them (all or nothing: the workspace is untouched if any is missing)
+	python -m pipeline.remote pull
+
+# One experiment's `dvc exp` runs side by side (its params that differ, its headline metrics),
+# fitted to the terminal: make exp-show experiment=wide_deep
+exp-show: setup        ## dvc exp show, one experiment's columns only
+	$(if $(experiment),,$(error name the experiment: make exp-show experiment=<name>))
+	python -m pipeline.compare experiment=$(experiment)
 
 # The studies in Optuna's web UI, on loopback: make dashboard experiment=wide_deep
 #   [DIR=studies|tuning]  the user's resumable studies (default) or the DVC tune stage's
