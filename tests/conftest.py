@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import functools
 import json
 import os
@@ -222,3 +223,65 @@ def dashboard(command: list[str], cwd: Path, log: Path, env: dict | None = None)
             yield url
         finally:
             stop_process_group(server)
+
+
+# --- an sshd on loopback (the DVC SSH remote test) ---------------------------------------------
+
+
+@dataclasses.dataclass
+class Sshd:
+    port: int
+    user: str
+    key: Path    # the client's private key, the only way in
+    home: Path   # a HOME whose .ssh/known_hosts holds this server's host key
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """Debian's OpenSSH server on a free loopback port, key login only, as the current user;
+    stopped after the test. Fails under CI without it (installed by .ci/run), skips elsewhere."""
+    import getpass
+    import socket
+    import time
+
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.access(binary, os.X_OK):
+        message = "the OpenSSH server is not installed (apt-get install openssh-server)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    folder = tmp_path / "sshd"
+    home = folder / "home"
+    (home / ".ssh").mkdir(parents=True)
+    for name in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)], check=True)
+    (folder / "authorized_keys").write_text((folder / "client_key.pub").read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host_key = (folder / "host_key.pub").read_text().split()[:2]
+    (home / ".ssh/known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+    config = folder / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {folder / 'host_key'}",
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}", f"PidFile {folder / 'sshd.pid'}",
+        "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
+        "Subsystem sftp internal-sftp", ""]))
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
+    log = folder / "sshd.log"
+    with log.open("w") as out:
+        process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=out,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            assert time.monotonic() < deadline, f"sshd did not listen in 30 s:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield Sshd(port, getpass.getuser(), folder / "client_key", home)
+    finally:
+        stop_process_group(process)

@@ -104,6 +104,151 @@ def test_metrics_and_plots_show(repro):
     assert (project / "dvc_plots/index.html").is_file()
 
 
+# --- a team: outputs pushed by one clone, pulled by another, nothing retrained ----------------
+
+
+def git(project: Path, *args: str) -> str:
+    who = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
+    return subprocess.run(["git", *who, *args], cwd=project, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def pushed(project: Path, env: dict, url: str, **options: str) -> None:
+    """Point the clone's `team` remote at ``url`` (the one setting a user changes), push, and
+    commit dvc.lock: what the pusher shares."""
+    dvc(project, "remote", "modify", "--local", "team", "url", url, env=env)
+    for key, value in options.items():
+        dvc(project, "remote", "modify", "--local", "team", key, value, env=env)
+    dvc(project, "push", env=env)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "results", "--allow-empty")
+
+
+def teammate(project: Path, folder: Path, env: dict, url: str, **options: str):
+    """A fresh clone of ``project`` with the same remote, after `make pull`'s command."""
+    clone = folder / "clone"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    for key, value in {"url": url, **options}.items():
+        dvc(clone, "remote", "modify", "--local", "team", key, value, env=env)
+    env = {**env, "PYTHONPATH": str(clone / "src")}
+    # dvc.lock also records the other experiments of the full `make run`: pull what this made
+    pull = subprocess.run([sys.executable, "-m", "pipeline.remote", "pull", *TARGETS, "--with-deps"],
+                          cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
+    return clone, env, pull
+
+
+def metrics_of(project: Path, env: dict) -> dict:
+    """The metrics files there are (dvc.lock also names the full run's other experiments)."""
+    shown = json.loads(dvc(project, "metrics", "show", "--json", env=env).stdout)
+    return {name: entry["data"] for name, entry in shown[""]["data"].items() if "data" in entry}
+
+
+def assert_nothing_to_redo(project: Path, clone: Path, clone_env: dict, env: dict) -> None:
+    assert "up to date" in dvc(clone, "status", *TARGETS, "--with-deps", env=clone_env).stdout
+    assert metrics_of(clone, clone_env) == metrics_of(project, env)
+    assert "Running stage" not in dvc(clone, "repro", *TARGETS, env=clone_env).stdout
+
+
+def test_a_teammate_pulls_the_results_instead_of_retraining(repro, tmp_path):
+    project, env, _ = repro
+    remote = tmp_path / "remote"
+    pushed(project, env, str(remote))
+    clone, clone_env, pull = teammate(project, tmp_path, env, str(remote))
+    assert pull.returncode == 0, pull.stdout + pull.stderr
+    assert (clone / "models/wide_deep/two_outputs.keras").is_file()
+    assert (clone / "metrics/headline/wide_deep.json").is_file()
+    assert_nothing_to_redo(project, clone, clone_env, env)
+
+
+def locked_md5s(project: Path) -> dict[str, str]:
+    """Every output's md5 as dvc.lock records it (a folder's ends in .dir)."""
+    import yaml
+
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def workspace(folder: Path) -> set[str]:
+    """The files a user sees (not git's, not DVC's cache, temp files or local config)."""
+    internal = (".git/", ".dvc/cache", ".dvc/tmp", ".dvc/config.local")
+    return {name for name in (str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+            if not name.startswith(internal)}
+
+
+def test_a_pull_that_fails_half_way_changes_nothing_and_names_what_is_missing(repro, tmp_path):
+    """One object damaged and one gone from the remote: the pull refuses (exit 1), names both
+    outputs and checks out nothing, not even the outputs it could have had."""
+    project, env, _ = repro
+    remote = tmp_path / "remote"
+    pushed(project, env, str(remote))
+    objects = {path: remote / "files/md5" / md5[:2] / md5[2:] for path, md5 in locked_md5s(project).items()}
+    objects["metrics/wide_deep.json"].write_text('{"damaged": true}')
+    objects["plots/wide_deep/history"].unlink()  # its .dir listing: the folder cannot be rebuilt
+    plain = tmp_path / "plain"
+    subprocess.run(["git", "clone", "-q", str(project), str(plain)], check=True)
+    clone, _, pull = teammate(project, tmp_path, env, str(remote))
+    assert pull.returncode == 1, pull.stdout + pull.stderr
+    assert "metrics/wide_deep.json" in pull.stderr and "plots/wide_deep/history" in pull.stderr
+    assert "Traceback" not in pull.stderr
+    assert workspace(clone) == workspace(plain)  # not one output checked out
+
+
+def test_the_same_through_an_ssh_remote(repro, sshd, tmp_path):
+    """A real sshd on loopback (key login, the host key verified from known_hosts)."""
+    project, env, _ = repro
+    ssh_env = {**env, "HOME": str(sshd.home)}  # asyncssh reads ~/.ssh/known_hosts
+    url = f"ssh://{sshd.user}@127.0.0.1:{sshd.port}{tmp_path / 'remote-over-ssh'}"
+    pushed(project, ssh_env, url, keyfile=str(sshd.key))
+    assert list((tmp_path / "remote-over-ssh/files/md5").iterdir())  # it went through sshd
+    clone, clone_env, pull = teammate(project, tmp_path, ssh_env, url, keyfile=str(sshd.key))
+    assert pull.returncode == 0, pull.stdout + pull.stderr
+    assert_nothing_to_redo(project, clone, clone_env, ssh_env)
+
+
+def test_queued_experiments_run_and_compare(repro):
+    """`dvc exp run --queue -S ...` twice, `dvc queue start`: both run the foreach stages with
+    their own value (Hydra composes conf/ with it) and `dvc exp show --json` has their metrics."""
+    import time
+
+    project, env, _ = repro
+    for epochs in (1, 3):
+        dvc(project, "exp", "run", "--queue", "-S", f"experiments.wide_deep.train.epochs={epochs}",
+            "evaluate@wide_deep", env=env)
+    dvc(project, "queue", "start", "-j", "1", env=env)
+    deadline = time.monotonic() + 1800
+    while re.search(r"\b(Queued|Running)\b", status := dvc(project, "queue", "status", env=env).stdout):
+        assert time.monotonic() < deadline, status
+        time.sleep(5)
+    assert status.count("Success") == 2, status
+    shown = json.loads(dvc(project, "exp", "show", "--json", env=env).stdout)
+    runs = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for revision in exp["revs"]:
+                data = revision["data"]
+                epochs = data["params"]["params.yaml"]["data"]["experiments"]["wide_deep"]["train"]["epochs"]
+                runs[epochs] = data["metrics"]["metrics/headline/wide_deep.json"]["data"]
+    assert set(runs) == {1, 3}, shown
+    assert runs[1]["val_rmse"] != runs[3]["val_rmse"]  # each ran with its own epochs
+
+
+def test_exp_show_of_one_experiment_fits_a_terminal(repro):
+    """`make exp-show experiment=wide_deep` (the command `make -n` prints), after the queued
+    runs: one row each, the epochs that differ, the headline metrics, in 120 columns."""
+    project, env, _ = repro
+    dry = subprocess.run(["make", "-n", "-s", "exp-show", "experiment=wide_deep"], cwd=project,
+                         capture_output=True, text=True, check=True).stdout
+    (command,) = [line for line in dry.splitlines() if line.startswith("python -m pipeline.compare")]
+    shown = subprocess.run([sys.executable, *command.split()[1:]], cwd=project,
+                           env={**env, "COLUMNS": "120"}, capture_output=True, text=True, check=True).stdout
+    header, *rows = shown.splitlines()
+    assert header.split()[:2] == ["experiment", "train.epochs"], shown
+    assert {"variant", "val_rmse", "test_rmse"} <= set(header.split()), shown
+    assert len(rows) == 4 and {row.split()[1] for row in rows} == {"1", "2", "3"}, shown  # workspace, baseline, 2 runs
+    assert "imdb" not in shown and "baseline" not in shown
+    assert max(len(line) for line in shown.splitlines()) <= 120, shown
+
+
 def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
     project, _, _ = repro
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlruns/mlflow.db'}")
