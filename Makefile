@@ -23,7 +23,8 @@ params: setup          ## compose conf/ into params.yaml
 run: params            ## the whole pipeline: prepare -> train -> evaluate -> tune
 	dvc repro
 
-test: setup            ## every test, the real-data ones included
+test: setup            ## lint, then every test, the real-data ones included
+	ruff check src tests bench scripts
 	python -m pytest
 
 test-fast: setup       ## unit tests only (no real data)
