@@ -296,7 +296,14 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
             detail = "the variant's one fit (2 inputs, 2 outputs)"
         elif exp_cfg.family in ("deep_training", "residual"):
             detail = ("the variant's one fit (the pipeline arm includes the stage's gradient "
-                      "norms at start and end)")
+                      "norms at start and end")
+            if exp_cfg.family == "residual":
+                # GradientNorms runs the model with training=True on 256 fixed images at the
+                # start and the end of the fit, which also moves BatchNormalization's moving
+                # statistics: the two arms' validation scores can differ a little
+                detail += ("; their training-mode passes also move the BatchNorm moving "
+                           "statistics, so the arms' scores may differ slightly")
+            detail += ")"
 
     def plain(seed):
         training.seed_everything(seed)
@@ -480,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{index}/{len(names)}] {name}: SKIPPED ({skipped[-1]})", flush=True)
             continue
         rows.append(row)
-        print(summary_line(row) + f"   ({time.perf_counter() - fitting:.0f} s)", flush=True)
+        print(summary_line(row) + f"   ({time.perf_counter() - fitting:.0f} s, load average "
+              f"{os.getloadavg()[0]:.2f})", flush=True)
         if dataset not in remaining:
             datasets.pop(dataset, None)  # free it: no later experiment reads it
 
