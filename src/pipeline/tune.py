@@ -65,9 +65,13 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     from pipeline.io import write_json
     from pipeline.tuning import recovery, report
     from pipeline.tuning.objective import Context
-    from pipeline.tuning.study import make_sampler, quiet_optuna
+    from pipeline.tuning.study import check_storage, make_sampler, quiet_optuna
 
     name, n_workers = cfg.experiment, settings["n_workers"]
+    # first, before anything is written or TensorFlow loaded (workers skip it: checked here)
+    repaired = check_storage(settings["storage"], study_dir(cfg, settings))
+    if repaired:
+        cli.progress(f"tune {name}: {repaired}")
     quiet_optuna()
     tracking.configure(cfg)
     study = open_study(cfg, settings, seed=int(cfg.seed), parallel=n_workers > 1)
@@ -117,13 +121,10 @@ def warm_start(study, context) -> None:
 
 def loggable(settings: dict) -> dict:
     """The settings as MLflow params, without the password of an RDB storage URL."""
-    from urllib.parse import urlsplit
+    from pipeline.tuning.study import is_rdb, masked
 
     storage = settings.get("storage")
-    if storage and "://" in storage and urlsplit(storage).password:
-        parts = urlsplit(storage)
-        storage = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
-    return {**settings, "storage": storage}
+    return {**settings, "storage": masked(storage) if is_rdb(storage) else storage}
 
 
 def recover(study, context, mine: bool = False) -> None:
