@@ -203,7 +203,7 @@ def check_rdb(url: str) -> None:
     except ImportError as error:
         raise StorageError(f"The study storage {shown} (tune.storage) needs the database driver "
                            f"{error.name or error}, which is not installed here. Install it, or "
-                           "name an installed driver in the URL (postgresql+psycopg://...).") from None
+                           f"name an installed driver in the URL ({backend}+<driver>://...).") from None
     except SQLAlchemyError as error:
         raise StorageError(f"The study storage {shown} (tune.storage) is not a database "
                            f"SQLAlchemy knows ({error}). Fix the URL's dialect+driver:// part.") from None
