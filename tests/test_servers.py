@@ -106,6 +106,36 @@ def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, trac
     assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {r.info.run_id for r in parents}
 
 
+def test_a_study_behind_a_password_keeps_it_out_of_every_output(postgres, tmp_path, tracking_store):
+    """tune on a PostgreSQL study whose login needs its password (tiny made-up data, one trial):
+    the password is in no output, no MLflow param or tag, and no file the run wrote."""
+    from test_tune_at_scale import PIN_VARIANT, write_tiny_housing
+
+    password = "Tr0ub4dor-and-3"
+    postgres.add_login("guarded", password)
+    postgres.run("createdb", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.USER,
+                 "-O", "guarded", "guarded_study")
+    write_tiny_housing(tmp_path)
+    result = run_module("pipeline.tune", "experiment=wide_deep", PIN_VARIANT, "tune.n_trials=1",
+                        f"tune.storage=postgresql://guarded:{password}@127.0.0.1:{postgres.port}/guarded_study",
+                        "experiments.wide_deep.train.epochs=1", "tune.pruner=none",
+                        "tune.register=false", f"tune.dir={tmp_path / 'studies'}",
+                        f"mlflow.artifact_root={tmp_path / 'artifacts'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert password not in result.stdout + result.stderr
+    mlflow.set_tracking_uri(tracking_store)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("wide_deep").experiment_id])
+    assert len(runs) == 2  # the search and its trial
+    for run in runs:
+        assert not [k for k, v in {**run.data.params, **run.data.tags}.items() if password in v]
+    (parent,) = [r for r in runs if "optuna.trial" not in r.data.tags]
+    assert parent.data.params["tune.storage"] == (
+        f"postgresql://guarded:***@127.0.0.1:{postgres.port}/guarded_study")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]  # mlflow.db, artifacts, studies/
+    assert written and not [p for p in written if password.encode() in p.read_bytes()]
+
+
 # --- MLflow tracking server ------------------------------------------------------------------
 
 
