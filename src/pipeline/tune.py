@@ -12,7 +12,10 @@ resumes it: exactly N more trials, run by K worker processes sharing the study. 
 mid-trial leaves every finished trial; the next invocation fails its stale trial (with a
 reason) and retries it once. A trial whose loss diverges or whose model cannot be built is
 FAILED with its reason and the study goes on. Ctrl-C stops the trials, keeps the finished
-ones, ends the MLflow run KILLED and exits 130.
+ones, ends the MLflow run KILLED and exits 130. The storage is checked before any work: an RDB
+server that does not answer or refuses the login, or a journal line that is not a record, stops
+the run with one line (no password in it) and exit 1; a journal whose last line a crash cut
+short has that line moved to study.journal.torn and resumes with every complete trial.
 
 One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
 child run per trial. A new study's first trial is the configured (untuned) model. The best

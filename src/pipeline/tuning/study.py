@@ -280,8 +280,8 @@ def repair_torn_journal(path: Path) -> str | None:
     """
     from optuna.storages.journal import JournalFileSymlinkLock
 
-    if not path.exists():
-        return None
+    if not path.exists() or _ends_whole(path):
+        return None  # the common case, without waiting for the lock
     lock = JournalFileSymlinkLock(str(path))  # JournalFileBackend's default lock (make_storage)
     lock.acquire()  # a lock left by a killed writer is broken after Optuna's grace period (30 s)
     try:
@@ -289,7 +289,7 @@ def repair_torn_journal(path: Path) -> str | None:
             size = journal.seek(0, os.SEEK_END)
             end = _end_of_last_line(journal, size)
             if end == size:
-                return None
+                return None  # a live writer's append, finished meanwhile
             journal.seek(end)
             torn = journal.read()
             aside = path.with_name(path.name + ".torn")
@@ -304,6 +304,16 @@ def repair_torn_journal(path: Path) -> str | None:
         lock.release()
     return (f"{path} ended in a line cut off by a crash ({len(torn)} bytes); moved it to {aside}, "
             "the study keeps every complete record")
+
+
+def _ends_whole(path: Path) -> bool:
+    """An empty journal, or one whose last byte is a newline."""
+    size = path.stat().st_size
+    if not size:
+        return True
+    with path.open("rb") as journal:
+        journal.seek(size - 1)
+        return journal.read(1) == b"\n"
 
 
 def _end_of_last_line(journal, size: int, chunk: int = 1 << 16) -> int:
