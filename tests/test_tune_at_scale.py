@@ -341,9 +341,10 @@ def test_sigkilled_worker_leaves_finished_trials_and_the_next_run_resumes(tiny, 
 
 
 def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, tracking_store):
-    """A short search's journal, its last line cut mid-way as a crash mid-append leaves it: the
-    next tune run says it moved the torn bytes aside, keeps every complete trial (a trial whose
-    last record was cut is failed as its worker is gone, and retried) and adds its own."""
+    """A short search's journal, its last line cut mid-way and its lock left behind, as a worker
+    killed mid-append leaves them: the next tune run (once Optuna's grace period breaks the
+    lock) says it moved the torn bytes aside, keeps every complete trial (one whose last record
+    was cut is failed as its worker is gone, and retried) and adds its own."""
     folder, args = tiny
     args = [*args, "tune.register=false"]
     first = run_module("pipeline.tune", *args, "tune.n_trials=2", cwd=folder, timeout=TIMEOUT)
@@ -351,6 +352,8 @@ def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, t
     journal = folder / "studies/wide_deep/study.journal"
     torn = cut_last_line(journal, 20)
     kept = {t.number: t for t in journal_study(folder).trials}  # what Optuna reads of it
+    lock = journal.with_name("study.journal.lock")
+    lock.symlink_to(journal)  # what JournalFileSymlinkLock.acquire made, never released
 
     second = run_module("pipeline.tune", *args, "tune.n_trials=1", cwd=folder, timeout=TIMEOUT)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -358,6 +361,7 @@ def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, t
     assert (f"tune wide_deep: {journal} ended in a line cut off by a crash ({len(torn)} bytes); "
             f"moved it to {journal}.torn") in second.stderr
     assert (folder / "studies/wide_deep/study.journal.torn").read_bytes() == torn + b"\n"
+    assert not lock.is_symlink()
     trials = journal_study(folder).trials
     complete = [n for n, t in kept.items() if t.state == TrialState.COMPLETE]
     assert complete and all(trials[n].state == TrialState.COMPLETE
