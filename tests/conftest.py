@@ -7,12 +7,17 @@ import contextlib
 import copy
 import dataclasses
 import functools
+import glob
 import json
 import os
+import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +228,129 @@ def dashboard(command: list[str], cwd: Path, log: Path, env: dict | None = None)
             yield url
         finally:
             stop_process_group(server)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def missing(message: str):
+    """Fail under CI (a CI run must not pass by proving nothing), skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """The folder of initdb/pg_ctl/createdb: on PATH, else Debian's /usr/lib/postgresql/<v>/bin."""
+    found = shutil.which("initdb")
+    candidates = [Path(found).resolve().parent] if found else []
+    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    for folder in candidates:
+        if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb")):
+            return folder
+    return None
+
+
+class Postgres:
+    """A PostgreSQL cluster in a temporary folder: initdb, start on a loopback port, stop, remove.
+
+    initdb and postgres refuse to run as root; as root, the cluster is run by the ``postgres``
+    system user (created by Debian's package) through ``runuser``.
+    """
+
+    USER = "pipeline"  # the cluster's superuser (trust authentication, loopback only)
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir, self.port = bin_dir, free_port()
+        self.as_user: list[str] = []
+        owner = None
+        if os.geteuid() == 0:
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.fail("running as root, and there is no `postgres` user to run the server "
+                            "as (initdb refuses root); install Debian's postgresql package")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        # not under pytest's tmp_path: its parents are private to root, the server user must enter
+        self.root = Path(tempfile.mkdtemp(prefix="pipeline-postgres-", dir="/tmp" if owner else None))
+        if owner is not None:
+            os.chown(self.root, owner.pw_uid, owner.pw_gid)
+        self.data, self.log = self.root / "data", self.root / "server.log"
+        self.started = False
+
+    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
+        result = subprocess.run([*self.as_user, str(self.bin_dir / tool), *args], capture_output=True,
+                                text=True, timeout=120, cwd=self.root)
+        assert result.returncode == 0, f"{tool} failed:\n{result.stdout}{result.stderr}{self.server_log()}"
+        return result
+
+    def server_log(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def start(self) -> None:
+        self.run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8",
+                 "--no-locale")
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                       f"unix_socket_directories = '{self.root}'\n"
+                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+        self.started = True  # from here on the finalizer stops it, whatever happens next
+        self.run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
+
+    def createdb(self, name: str) -> str:
+        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, name)
+        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{name}"
+
+    def add_login(self, user: str, password: str) -> None:
+        """A role that must give its password over TCP (scram-sha-256; the rest stays trust)."""
+        import psycopg
+
+        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.USER, dbname="postgres",
+                             autocommit=True) as connection:
+            connection.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
+        hba = self.data / "pg_hba.conf"  # the first matching line wins
+        hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        self.run("pg_ctl", "reload", "-D", str(self.data))
+        deadline = time.monotonic() + 30  # reload is a signal: wait until it took effect
+        while True:
+            try:
+                psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname="postgres",
+                                password="").close()
+            except psycopg.OperationalError:
+                return
+            assert time.monotonic() < deadline, "pg_hba.conf was not reloaded in 30 s"
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.started and (self.data / "postmaster.pid").exists():
+            stopped = subprocess.run([*self.as_user, str(self.bin_dir / "pg_ctl"), "stop", "-D",
+                                      str(self.data), "-m", "fast", "-w", "-t", "30"],
+                                     capture_output=True, text=True, cwd=self.root)
+            if stopped.returncode != 0 and (self.data / "postmaster.pid").exists():
+                pid = int((self.data / "postmaster.pid").read_text().split()[0])
+                os.kill(pid, 9)  # the postmaster this fixture started, by its own pid file
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres():
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        missing("the PostgreSQL server binaries (initdb, pg_ctl) are not installed: "
+                "apt-get install postgresql")
+    server = Postgres(bin_dir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+    assert not server.root.exists()
 
 
 # --- an sshd on loopback (the DVC SSH remote test) ---------------------------------------------

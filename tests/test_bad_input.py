@@ -1,5 +1,7 @@
 """Bad values anywhere in the config stop a stage before any work: exit 2, a few lines naming
-the key, the value and the rule, no traceback, nothing written (each stage as a user runs it)."""
+the key, the value and the rule, no traceback, nothing written (each stage as a user runs it).
+So does a service the run needs that cannot be used (a study storage: exit 1, as for an MLflow
+server that does not answer, tested in test_robustness.py), with no password printed."""
 
 from __future__ import annotations
 
@@ -9,7 +11,9 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run_module
+from pathlib import Path
+
+from conftest import ROOT, free_port, run_module
 
 E = "experiments"
 CASES = [
@@ -61,26 +65,104 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("stage,args,phrases", CASES,
-                         ids=[f"{stage}:{' '.join(args)}" for stage, args, _ in CASES])
-def test_bad_value_stops_before_any_work(stage, args, phrases, tmp_path, tracking_store):
-    before = set(tmp_path.iterdir())
-    result = run_module(f"pipeline.{stage}", *args, cwd=tmp_path, timeout=120)
-    assert result.returncode == 2, result.stdout + result.stderr
+PASSWORD = "Tr0ub4dor-and-3"  # in each storage URL below; printed nowhere
+JOURNAL = "studies/wide_deep/study.journal"
+RECORD = b'{"op_code":0,"worker_id":"w-1","study_name":"wide_deep","directions":[1]}\n'
+SERVICES = [
+    # (stage, arguments, exit code, phrases, files written first); in the arguments {free_port} is
+    # a loopback port nobody listens on, {postgres} a running server (login "guarded" has
+    # another password than PASSWORD)
+    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"], 1,
+     ["study storage postgresql://pipeline:***@127.0.0.1:", "connection refused",
+      "Start the database server"], {}),
+    ("tune", [f"tune.storage=postgresql://guarded:{PASSWORD}@{{postgres}}/postgres"], 1,
+     ["postgresql://guarded:***@127.0.0.1:", "authentication failed for user 'guarded'",
+      "Fix the user name or password"], {}),
+    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@{{postgres}}/no_such_db"], 1,
+     ["database 'no_such_db' does not exist", "createdb no_such_db"], {}),
+    ("tune", [f"tune.storage=mysql://optuna:{PASSWORD}@127.0.0.1/optuna"], 1,
+     ["mysql://optuna:***@127.0.0.1/optuna", "driver MySQLdb", "not installed"], {}),
+    # a torn append glued onto by the next one: the line is no longer the last
+    ("tune", ["tune.dir=studies"], 1,
+     [f"The study journal {JOURNAL} cannot be read: line 2 is not JSON",
+      f"mv {JOURNAL} {JOURNAL}.bad", "tune.dir=<another folder>"],
+     {JOURNAL: RECORD + b'{"op_code":4,"worker_id":"w{"op_code":6,"worker_id":"w-2"}\n' + RECORD}),
+    ("tune", ["tune.dir=studies"], 1, ["line 1 is not an Optuna journal record"],
+     {JOURNAL: b'{"hello": "world"}\n' + RECORD}),
+    # a power cut's zeroed block, in a journal named by tune.storage
+    ("tune", ["tune.storage=old.journal"], 1,
+     ["old.journal cannot be read: line 2 is not JSON", "tune.storage=<another file>"],
+     {"old.journal": RECORD + b"\x00" * 9 + b"\n"}),
+]
+
+
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file (with its bytes) and folder under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in folder.rglob("*")}
+
+
+def assert_stopped_before_any_work(result, code: int, phrases: list[str], before: dict,
+                                   folder: Path) -> None:
+    assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 10
     for phrase in phrases:
         assert phrase in result.stderr, result.stderr
-    assert set(tmp_path.iterdir()) == before  # nothing written: no data/, models/, mlruns/ ...
+    assert snapshot(folder) == before  # nothing written: no data/, models/, mlruns/, studies/ ...
 
 
-def test_a_bad_value_is_refused_before_tensorflow_is_imported(tmp_path):
-    code = ("import sys; from pipeline import cli, train; "
-            "code = cli.run_stage(train.main, ['experiments.wide_deep.train.batch_size=0']); "
-            "print(code, 'tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+@pytest.mark.parametrize("stage,args,phrases", CASES,
+                         ids=[f"{stage}:{' '.join(args)}" for stage, args, _ in CASES])
+def test_bad_value_stops_before_any_work(stage, args, phrases, tmp_path, tracking_store):
+    before = snapshot(tmp_path)
+    result = run_module(f"pipeline.{stage}", *args, cwd=tmp_path, timeout=120)
+    assert_stopped_before_any_work(result, 2, phrases, before, tmp_path)
+
+
+@pytest.mark.parametrize("stage,args,code,phrases,files", SERVICES,
+                         ids=[f"{stage}:{' '.join(args)}" for stage, args, *_ in SERVICES])
+def test_a_service_that_cannot_be_used_stops_before_any_work(stage, args, code, phrases, files,
+                                                             tmp_path, tracking_store, request):
+    places = {"free_port": free_port()}
+    if any("{postgres}" in arg for arg in args):
+        server = request.getfixturevalue("postgres")
+        server.add_login("guarded", "the-right-one")
+        places["postgres"] = f"127.0.0.1:{server.port}"
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content)
+    before = snapshot(tmp_path)
+    result = run_module(f"pipeline.{stage}", "experiment=wide_deep",
+                        *[arg.format(**places) for arg in args], cwd=tmp_path, timeout=120)
+    assert_stopped_before_any_work(result, code, phrases, before, tmp_path)
+    assert len(result.stderr.strip().splitlines()) == 1  # one clear line
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_a_storage_password_is_masked_in_the_mlflow_params():
+    from pipeline.tune import loggable
+
+    # percent-encoded, as a password with an @ must be in a URL
+    assert loggable({"storage": "postgresql://u:p%40ss@db:5432/optuna", "n_trials": 3}) == {
+        "storage": "postgresql://u:***@db:5432/optuna", "n_trials": 3}
+    assert loggable({"storage": "postgresql://u:pw@db:port/optuna"})["storage"] == (
+        "postgresql://u:***@db:port/optuna")  # unparsable, masked all the same
+    assert loggable({"storage": None}) == {"storage": None}
+
+
+@pytest.mark.parametrize("stage,args,code", [
+    ("train", ["experiments.wide_deep.train.batch_size=0"], 2),
+    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"], 1),
+])
+def test_a_bad_value_is_refused_before_tensorflow_is_imported(stage, args, code, tmp_path):
+    args = [arg.format(free_port=free_port()) for arg in args]
+    code_line = (f"import sys; from pipeline import cli, {stage}; "
+                 f"code = cli.run_stage({stage}.main, {args!r}); "
+                 "print(code, 'tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code_line], cwd=tmp_path, capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert result.stdout.split() == [str(code), "False"], result.stderr
 
 
 def test_the_committed_config_breaks_no_rule(composed):

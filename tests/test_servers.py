@@ -1,6 +1,7 @@
 """The pipeline against real servers: Optuna workers sharing a PostgreSQL study, and the train
-stage logging to an MLflow tracking server over HTTP. Both servers are started here, on a free
-loopback port in a throw-away folder, and stopped (and removed) even when a test fails.
+stage logging to an MLflow tracking server over HTTP. Both servers are started by fixtures (the
+PostgreSQL one in conftest.py), on a free loopback port in a throw-away folder, and stopped (and
+removed) even when a test fails.
 
 Without the PostgreSQL server binaries (Debian: ``apt-get install postgresql``) the Postgres
 test skips locally; under ``CI=true`` it fails, as the real-data tests do without a mirror.
@@ -9,14 +10,9 @@ test skips locally; under ``CI=true`` it fails, as the real-data tests do withou
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import pwd
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,8 +20,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import (ROOT, dashboard, dashboard_command, run_module, stop_process_group,
-                      wait_until_answering)
+from conftest import (ROOT, dashboard, dashboard_command, free_port, run_module,
+                      stop_process_group, wait_until_answering)
 
 pytestmark = pytest.mark.slow
 
@@ -34,108 +30,7 @@ TUNED = "search"  # the variant the tune stage trains (its own epochs)
 VARIANTS = {"single_input", "two_inputs", "two_outputs"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def missing(message: str):
-    """Fail under CI (a CI run must not pass by proving nothing), skip elsewhere."""
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-
-# --- PostgreSQL ------------------------------------------------------------------------------
-
-
-def postgres_bin() -> Path | None:
-    """The folder of initdb/pg_ctl/createdb: on PATH, else Debian's /usr/lib/postgresql/<v>/bin."""
-    found = shutil.which("initdb")
-    candidates = [Path(found).resolve().parent] if found else []
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    for folder in candidates:
-        if all((folder / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb")):
-            return folder
-    return None
-
-
-class Postgres:
-    """A PostgreSQL cluster in a temporary folder: initdb, start on a loopback port, stop, remove.
-
-    initdb and postgres refuse to run as root; as root, the cluster is run by the ``postgres``
-    system user (created by Debian's package) through ``runuser``.
-    """
-
-    USER = "pipeline"  # the cluster's superuser (trust authentication, loopback only)
-
-    def __init__(self, bin_dir: Path) -> None:
-        self.bin_dir, self.port = bin_dir, free_port()
-        self.as_user: list[str] = []
-        owner = None
-        if os.geteuid() == 0:
-            try:
-                owner = pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.fail("running as root, and there is no `postgres` user to run the server "
-                            "as (initdb refuses root); install Debian's postgresql package")
-            self.as_user = ["runuser", "-u", "postgres", "--"]
-        # not under pytest's tmp_path: its parents are private to root, the server user must enter
-        self.root = Path(tempfile.mkdtemp(prefix="pipeline-postgres-", dir="/tmp" if owner else None))
-        if owner is not None:
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self.data, self.log = self.root / "data", self.root / "server.log"
-        self.started = False
-
-    def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([*self.as_user, str(self.bin_dir / tool), *args], capture_output=True,
-                                text=True, timeout=120, cwd=self.root)
-        assert result.returncode == 0, f"{tool} failed:\n{result.stdout}{result.stderr}{self.server_log()}"
-        return result
-
-    def server_log(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def start(self) -> None:
-        self.run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8",
-                 "--no-locale")
-        with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.root}'\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
-        self.started = True  # from here on the finalizer stops it, whatever happens next
-        self.run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
-
-    def createdb(self, name: str) -> str:
-        self.run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, name)
-        return f"postgresql://{self.USER}@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        if self.started and (self.data / "postmaster.pid").exists():
-            stopped = subprocess.run([*self.as_user, str(self.bin_dir / "pg_ctl"), "stop", "-D",
-                                      str(self.data), "-m", "fast", "-w", "-t", "30"],
-                                     capture_output=True, text=True, cwd=self.root)
-            if stopped.returncode != 0 and (self.data / "postmaster.pid").exists():
-                pid = int((self.data / "postmaster.pid").read_text().split()[0])
-                os.kill(pid, 9)  # the postmaster this fixture started, by its own pid file
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-@pytest.fixture
-def postgres():
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        missing("the PostgreSQL server binaries (initdb, pg_ctl) are not installed: "
-                "apt-get install postgresql")
-    server = Postgres(bin_dir)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-    assert not server.root.exists()
+# --- PostgreSQL (the server: conftest.Postgres) ----------------------------------------------
 
 
 def _open_storage(url: str, start_at: float) -> str:
@@ -209,6 +104,36 @@ def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, trac
     parents = [r for r in runs if "optuna.trial" not in r.data.tags]  # one per worker invocation
     assert len(parents) == 2 and all(r.info.status == "FINISHED" for r in parents)
     assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {r.info.run_id for r in parents}
+
+
+def test_a_study_behind_a_password_keeps_it_out_of_every_output(postgres, tmp_path, tracking_store):
+    """tune on a PostgreSQL study whose login needs its password (tiny made-up data, one trial):
+    the password is in no output, no MLflow param or tag, and no file the run wrote."""
+    from test_tune_at_scale import PIN_VARIANT, write_tiny_housing
+
+    password = "Tr0ub4dor-and-3"
+    postgres.add_login("guarded", password)
+    postgres.run("createdb", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.USER,
+                 "-O", "guarded", "guarded_study")
+    write_tiny_housing(tmp_path)
+    result = run_module("pipeline.tune", "experiment=wide_deep", PIN_VARIANT, "tune.n_trials=1",
+                        f"tune.storage=postgresql://guarded:{password}@127.0.0.1:{postgres.port}/guarded_study",
+                        "experiments.wide_deep.train.epochs=1", "tune.pruner=none",
+                        "tune.register=false", f"tune.dir={tmp_path / 'studies'}",
+                        f"mlflow.artifact_root={tmp_path / 'artifacts'}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert password not in result.stdout + result.stderr
+    mlflow.set_tracking_uri(tracking_store)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("wide_deep").experiment_id])
+    assert len(runs) == 2  # the search and its trial
+    for run in runs:
+        assert not [k for k, v in {**run.data.params, **run.data.tags}.items() if password in v]
+    (parent,) = [r for r in runs if "optuna.trial" not in r.data.tags]
+    assert parent.data.params["tune.storage"] == (
+        f"postgresql://guarded:***@127.0.0.1:{postgres.port}/guarded_study")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]  # mlflow.db, artifacts, studies/
+    assert written and not [p for p in written if password.encode() in p.read_bytes()]
 
 
 # --- MLflow tracking server ------------------------------------------------------------------

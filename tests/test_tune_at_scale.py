@@ -180,6 +180,49 @@ def test_process_identity_detects_exit_and_pid_reuse():
     assert not recovery.process_gone("some-other-host", 1, "")  # cannot tell: never gone
 
 
+def cut_last_line(journal: Path, short_by: int) -> bytes:
+    """What a crash mid-append leaves: the journal's last line ``short_by`` bytes short, no
+    newline. Returns the bytes of the line that are left (the torn part)."""
+    whole = journal.read_bytes()
+    start = whole.rfind(b"\n", 0, len(whole) - 1) + 1
+    assert len(whole) - start > short_by + 1, "the last line is too short to cut"
+    journal.write_bytes(whole[:-short_by])
+    return whole[start:-short_by]
+
+
+def test_a_journal_cut_by_a_crash_is_repaired_and_the_study_goes_on(tmp_path):
+    """Optuna 5 opens a journal whose last line was cut mid-way, but its next trial fails (the
+    append lands on the torn line). check_storage cuts that line off, keeps its bytes in
+    study.journal.torn, and the study goes on with every complete trial."""
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1)
+
+    study = optuna.create_study(study_name="s", storage=study_mod.make_storage(None, tmp_path))
+    study.optimize(objective, n_trials=3)
+    journal = tmp_path / "study.journal"
+    torn = cut_last_line(journal, 25)  # trial 2's last record, its state COMPLETE
+    kept = journal.read_bytes()[:-len(torn)]
+
+    # as Optuna leaves it (a copy): it opens, but the next trial fails. If this stops failing,
+    # Optuna copes with a torn line itself and repair_torn_journal can go.
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy/study.journal").write_bytes(journal.read_bytes())
+    unrepaired = optuna.load_study(study_name="s", storage=study_mod.make_storage(None, tmp_path / "copy"))
+    with pytest.raises(AttributeError, match="_last_created_trial_id_by_this_process"):
+        unrepaired.optimize(objective, n_trials=1)
+
+    message = study_mod.check_storage(None, tmp_path)
+    assert message == (f"{journal} ended in a line cut off by a crash ({len(torn)} bytes); moved "
+                       f"it to {journal}.torn, the study keeps every complete record")
+    assert journal.read_bytes() == kept and (tmp_path / "study.journal.torn").read_bytes() == torn + b"\n"
+    assert not (tmp_path / "study.journal.lock").exists()  # Optuna's lock, taken and released
+    assert study_mod.check_storage(None, tmp_path) is None  # nothing more to do
+    resumed = optuna.load_study(study_name="s", storage=study_mod.make_storage(None, tmp_path))
+    assert [t.state for t in resumed.trials] == [TrialState.COMPLETE] * 2 + [TrialState.RUNNING]
+    resumed.optimize(objective, n_trials=1)
+    assert [t.state for t in resumed.trials][3:] == [TrialState.COMPLETE]
+
+
 # --- searches on tiny data ----------------------------------------------------------------------
 
 
@@ -295,6 +338,37 @@ def test_sigkilled_worker_leaves_finished_trials_and_the_next_run_resumes(tiny, 
     stale_run = client.get_run(trials[victim.number].user_attrs["mlflow_run_id"])
     assert stale_run.info.status == "KILLED" and stale_run.data.tags["optuna.state"] == "FAILED"
     assert all(r.info.status != "RUNNING" for r in parents + children)
+
+
+def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, tracking_store):
+    """A short search's journal, its last line cut mid-way and its lock left behind, as a worker
+    killed mid-append leaves them: the next tune run (once Optuna's grace period breaks the
+    lock) says it moved the torn bytes aside, keeps every complete trial (one whose last record
+    was cut is failed as its worker is gone, and retried) and adds its own."""
+    folder, args = tiny
+    args = [*args, "tune.register=false"]
+    first = run_module("pipeline.tune", *args, "tune.n_trials=2", cwd=folder, timeout=TIMEOUT)
+    assert first.returncode == 0, first.stderr[-3000:]
+    journal = folder / "studies/wide_deep/study.journal"
+    torn = cut_last_line(journal, 20)
+    kept = {t.number: t for t in journal_study(folder).trials}  # what Optuna reads of it
+    lock = journal.with_name("study.journal.lock")
+    lock.symlink_to(journal)  # what JournalFileSymlinkLock.acquire made, never released
+
+    second = run_module("pipeline.tune", *args, "tune.n_trials=1", cwd=folder, timeout=TIMEOUT)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Traceback" not in second.stderr
+    assert (f"tune wide_deep: {journal} ended in a line cut off by a crash ({len(torn)} bytes); "
+            f"moved it to {journal}.torn") in second.stderr
+    assert (folder / "studies/wide_deep/study.journal.torn").read_bytes() == torn + b"\n"
+    assert not lock.is_symlink()
+    trials = journal_study(folder).trials
+    complete = [n for n, t in kept.items() if t.state == TrialState.COMPLETE]
+    assert complete and all(trials[n].state == TrialState.COMPLETE
+                            and trials[n].values == kept[n].values for n in complete)
+    assert len(trials) > len(kept)
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == len(complete) + 1
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
 def test_ctrl_c_ends_the_run_killed_keeps_finished_trials_and_exits_130(tiny, tracking_store):

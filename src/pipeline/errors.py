@@ -25,6 +25,11 @@ class TrackingError(PipelineError):
     """The MLflow store cannot be reached; raised fast instead of hanging."""
 
 
+class StorageError(PipelineError):
+    """The study's storage cannot be used: an RDB server that does not answer or refuses the
+    login, a journal file that cannot be read. Raised before any work; no password in it."""
+
+
 class TrainingDiverged(PipelineError):
     """The loss became NaN or infinite; the model must not be saved as if it were good."""
 

@@ -12,7 +12,10 @@ resumes it: exactly N more trials, run by K worker processes sharing the study. 
 mid-trial leaves every finished trial; the next invocation fails its stale trial (with a
 reason) and retries it once. A trial whose loss diverges or whose model cannot be built is
 FAILED with its reason and the study goes on. Ctrl-C stops the trials, keeps the finished
-ones, ends the MLflow run KILLED and exits 130.
+ones, ends the MLflow run KILLED and exits 130. The storage is checked before any work: an RDB
+server that does not answer or refuses the login, or a journal line that is not a record, stops
+the run with one line (no password in it) and exit 1; a journal whose last line a crash cut
+short has that line moved to study.journal.torn and resumes with every complete trial.
 
 One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
 child run per trial. A new study's first trial is the configured (untuned) model. The best
@@ -65,9 +68,13 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     from pipeline.io import write_json
     from pipeline.tuning import recovery, report
     from pipeline.tuning.objective import Context
-    from pipeline.tuning.study import make_sampler, quiet_optuna
+    from pipeline.tuning.study import check_storage, make_sampler, quiet_optuna
 
     name, n_workers = cfg.experiment, settings["n_workers"]
+    # first, before anything is written or TensorFlow loaded (workers skip it: checked here)
+    repaired = check_storage(settings["storage"], study_dir(cfg, settings))
+    if repaired:
+        cli.progress(f"tune {name}: {repaired}")
     quiet_optuna()
     tracking.configure(cfg)
     study = open_study(cfg, settings, seed=int(cfg.seed), parallel=n_workers > 1)
@@ -117,13 +124,10 @@ def warm_start(study, context) -> None:
 
 def loggable(settings: dict) -> dict:
     """The settings as MLflow params, without the password of an RDB storage URL."""
-    from urllib.parse import urlsplit
+    from pipeline.tuning.study import is_rdb, masked
 
     storage = settings.get("storage")
-    if storage and "://" in storage and urlsplit(storage).password:
-        parts = urlsplit(storage)
-        storage = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
-    return {**settings, "storage": storage}
+    return {**settings, "storage": masked(storage) if is_rdb(storage) else storage}
 
 
 def recover(study, context, mine: bool = False) -> None:
