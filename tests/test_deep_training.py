@@ -100,6 +100,39 @@ def test_mc_dropout_scores_compare_mc_and_deterministic(images):
     assert uncertainty_scores(np.array([0, 1]), np.full((2, 2), 0.5), samples)["test_accuracy_mc"] == 0.5
 
 
+MC_SCRIPT = """
+import random, sys
+import keras, numpy as np
+from pipeline.experiments.mc_dropout import mc_predict
+random.seed(int(sys.argv[2]))  # another process: Python's random module in another state
+model = keras.models.load_model(sys.argv[1])
+np.save(sys.argv[3], mc_predict(model, np.ones((4, 6), "float32"), passes=3, seed=7))
+"""
+
+
+def test_mc_passes_over_a_saved_model_repeat_in_another_process(tmp_path):
+    """A loaded model's dropout masks come from generators seeded at load time; mc_predict
+    reseeds them, so evaluate's MC scores repeat in every process and every clone."""
+    import os
+    import subprocess
+    import sys
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16), keras.layers.Dropout(0.5),
+                              keras.layers.Dense(8), keras.layers.Dropout(0.3), keras.layers.Dense(3)])
+    model.save(tmp_path / "model.keras")
+    outputs = []
+    for run, (hash_seed, random_state) in enumerate([("1", "11"), ("2", "22")]):
+        out = tmp_path / f"mc{run}.npy"
+        subprocess.run([sys.executable, "-c", MC_SCRIPT, str(tmp_path / "model.keras"), random_state,
+                        str(out)], check=True, cwd=tmp_path, capture_output=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert not np.allclose(outputs[0][0], outputs[0][1])  # the passes differ: dropout is on
+
 def test_transfer_tasks_split_as_the_note():
     y = np.array([0, 5, 6, 7, 9, 6, 5, 1])
     x = np.arange(len(y))

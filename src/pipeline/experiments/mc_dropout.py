@@ -33,11 +33,33 @@ def mc_predict(model, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
     import keras
 
     keras.utils.set_random_seed(seed)
+    reseed_dropout(model, seed)
     return np.stack([
         np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + PREDICT_BATCH], training=True))
                         for i in range(0, len(x), PREDICT_BATCH)])
         for _ in range(passes)
     ])
+
+
+def reseed_dropout(model, seed: int) -> None:
+    """Start every dropout mask generator of ``model`` from ``seed`` (the i-th from seed + i).
+
+    A loaded model's generators are seeded when it is loaded, from whatever state Python's
+    random module has then, so MC passes over one saved model differed between processes
+    (evaluate's MC accuracy moved in the 4th decimal between two fresh-clone runs)."""
+    import keras
+
+    generators = [layer.seed_generator for layer in walk_layers(model)
+                  if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)]
+    for index, generator in enumerate(generators):
+        generator.state.assign(keras.random.SeedGenerator(seed + index).state)
+
+
+def walk_layers(model):
+    for layer in model.layers:
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from walk_layers(layer)
 
 
 def uncertainty_scores(labels: np.ndarray, deterministic: np.ndarray, samples: np.ndarray) -> dict:
