@@ -181,7 +181,7 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
     from pipeline.experiments.ensemble import Ensemble
     from pipeline.experiments.transfer import Transfer
 
-    experiment = get_experiment(exp_cfg.family)
+    experiment = get_experiment(name)
     default_variant, why = REPRESENTATIVE.get(name, (None, "the first variant"))
     if variant and variant != default_variant:
         why = "asked for"
@@ -294,10 +294,10 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
             detail = "the variant's one fit, on the training pairs (pair making not timed)"
         elif name == "multi_io":
             detail = "the variant's one fit (2 inputs, 2 outputs)"
-        elif exp_cfg.family in ("deep_training", "residual"):
+        elif name in ("deep_training", "residual"):
             detail = ("the variant's one fit (the pipeline arm includes the stage's gradient "
                       "norms at start and end")
-            if exp_cfg.family == "residual":
+            if name == "residual":
                 # GradientNorms runs the model with training=True on 256 fixed images at the
                 # start and the end of the fit, which also moves BatchNormalization's moving
                 # statistics: the two arms' validation scores can differ a little

@@ -41,7 +41,7 @@ def main() -> int:
     spec = cfg.datasets[exp_cfg.dataset]
     raw, _ = get_source(spec.source).load()
     data = SPLITTERS[spec.source](raw, spec.split)
-    experiment = get_experiment(exp_cfg.family)
+    experiment = get_experiment(cfg.experiment)
 
     plain_cfg = exp_cfg.copy()
     plain_cfg.train.steps_per_execution = 1

@@ -170,7 +170,7 @@ def test_configs_enable_tensorboard_and_keep_note_003_without_seed_figures():
         assert composed.experiments[name].train.tensorboard.histogram_freq == 1
     for name in ("residual", "inception", "ensemble"):
         cfg = composed.experiments[name]
-        assert cfg.family == name and cfg.dataset == "fashion_mnist"
+        assert cfg.dataset == "fashion_mnist"
         # the note has no figures: an empty entry per variant (the evaluate stage needs a mapping)
         assert OmegaConf.to_container(cfg.seed_figures) == {v: {} for v in cfg.variants} and cfg.bar
         assert 1 <= cfg.tune.n_trials <= 4 and cfg.tune.variant in cfg.variants

@@ -279,7 +279,7 @@ def test_evaluation_names_the_split_it_scores(composed, houses, patients):
 @pytest.mark.parametrize("name, cls", [("thoracic", Thoracic), ("boston", Boston)])
 def test_registered_and_configured(composed, name, cls):
     cfg = config.experiment_config(composed, name)
-    assert isinstance(get_experiment(cfg.family), cls)
+    assert isinstance(get_experiment(name), cls)
     assert SPLITTERS[composed.datasets[cfg.dataset].source].__name__ == "split_as_shipped"
     assert set(cfg.seed_figures) <= set(cfg.variants)
     space = search_space(OmegaConf.to_container(cfg.tune.space))

@@ -15,7 +15,8 @@ def run_stage(main: Callable[[list[str]], int | None], argv: Sequence[str] | Non
     """Call a stage's main; expected failures print one clear paragraph and exit non-zero."""
     args = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in args):
-        print((main.__doc__ or "").strip())
+        # the stage module's docstring is its usage text
+        print((sys.modules[main.__module__].__doc__ or main.__doc__ or "").strip())
         return 0
     try:
         return int(main(args) or 0)

@@ -20,6 +20,8 @@ import subprocess
 import sys
 from typing import Any, Iterator
 
+from pipeline import layout
+
 ALWAYS = ("train.epochs", "train.batch_size", "train.optimizer.learning_rate")
 
 
@@ -47,7 +49,7 @@ def table(shown: list[dict], name: str) -> tuple[list[str], list[list[Any]]]:
     rows = []
     for label, data in _revisions(shown):
         params = (data.get("params") or {}).get("params.yaml", {}).get("data", {})
-        metrics = (data.get("metrics") or {}).get(f"metrics/headline/{name}.json", {}).get("data", {})
+        metrics = (data.get("metrics") or {}).get(layout.headline(name).as_posix(), {}).get("data", {})
         rows.append((label, flatten(params.get("experiments", {}).get(name, {})), flatten(metrics)))
     params = [key for key in ALWAYS if any(key in p for _, p, _ in rows)]
     params += sorted(key for key in set().union(*(p for _, p, _ in rows)) - set(params)

@@ -1,6 +1,8 @@
 """Score the trained variants on the held-out test split, beside the seed's figures.
 
-    python -m pipeline.evaluate experiment=wide_deep
+    python -m pipeline.evaluate experiment=<name> [key=value | +key=value | ~key ...]
+
+    e.g. python -m pipeline.evaluate experiment=wide_deep
 
 Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the seed's figure
 and the difference, the null-model baseline, the bar), metrics/headline/<experiment>.json (the
@@ -17,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from pipeline import cli
-from pipeline.config import experiment_config, load
+from pipeline.config import load
 
 
 def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> dict[str, float]:
@@ -30,7 +32,7 @@ def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> 
     return result
 
 
-def read_history(path: str) -> dict[str, list[float]]:
+def read_history(path) -> dict[str, list[float]]:
     """The per-epoch CSV the train stage wrote, as {metric: values}."""
     import csv
 
@@ -61,94 +63,103 @@ def headline(results: dict[str, dict], metric: str, direction: str) -> dict:
             **{k: v for k, v in scores.items() if k.startswith("test_")}}
 
 
-def register_best(cfg, results: dict[str, dict], run_record: dict) -> dict:
+def register_best(stage, results: dict[str, dict], run_record: dict) -> dict:
     """Register the best variant's logged model and promote it if it beats the champion."""
     from pipeline import tracking
-    from pipeline.config import experiment_config
-    from pipeline.data.store import load_info
     from pipeline.tuning.study import settings_of
 
-    settings = settings_of(cfg)
+    settings = settings_of(stage.cfg)
     metric, direction = settings["metric"], settings["direction"]
     variant = best_variant(results, metric, direction)
     if variant is None or variant not in run_record.get("models", {}):
-        cli.progress(f"evaluate {cfg.experiment}: no variant measured {metric}; nothing registered")
+        cli.progress(f"evaluate {stage.name}: no variant measured {metric}; nothing registered")
         return {}
     entry = results[variant]
-    hashes = load_info(experiment_config(cfg).dataset)["sha256"]
+    scores = {k: v for k, v in tracking.numeric(entry).items() if k.startswith(("test_", "val_"))}
     registered = tracking.register_and_promote(
-        f"models:/{run_record['models'][variant]}", cfg.experiment, metric=metric,
+        f"models:/{run_record['models'][variant]}", stage.name, metric=metric,
         value=float(entry[metric]), direction=direction,
-        tags={**tracking.standard_tags("evaluate", cfg.experiment, hashes), "variant": variant, "run_id": run_record["variants"][variant],
-              **{k: v for k, v in tracking.numeric(entry).items() if k.startswith(("test_", "val_"))}})
-    cli.progress(f"evaluate {cfg.experiment}: registered {variant} ({metric} {entry[metric]:.4f}) as "
+        tags={**stage.tags, "variant": variant, "run_id": run_record["variants"][variant], **scores})
+    cli.progress(f"evaluate {stage.name}: registered {variant} ({metric} {entry[metric]:.4f}) as "
                  f"version {registered['version']}, now {registered['uri']}")
     # no version number here: it counts registrations, so it is no figure of this run
     return {"variant": variant, "metric": metric, "value": entry[metric], "alias": registered["alias"]}
 
 
 def main(args: list[str]) -> int:
-    cfg = load(args)
-    name = cfg.experiment
-    exp_cfg = experiment_config(cfg)
-
-    import keras
-    import mlflow
+    cfg = load(args)  # bad input stops here, before TensorFlow is imported
     from omegaconf import OmegaConf
 
-    from pipeline import plots, tracking
-    from pipeline.data.store import load_prepared
-    from pipeline.experiments import get_experiment
+    from pipeline import layout
     from pipeline.io import atomic_dir, read_json, write_json
+    from pipeline.stage import StageContext
     from pipeline.tuning.study import settings_of
 
-    tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
-    experiment = get_experiment(exp_cfg.family)
-    data = load_prepared(exp_cfg.dataset)
-    run_record = read_json(f"models/{name}/runs.json")
-    runs, models = run_record["variants"], run_record.get("models", {})
+    stage = StageContext.open("evaluate", cfg)
+    exp_cfg, name = stage.exp_cfg, stage.name
+    run_record = read_json(layout.run_record(name))
+    report: dict[str, dict] = {"variants": {}, "baseline": stage.experiment.baseline(exp_cfg, stage.data)}
+    with atomic_dir(layout.evaluate_plots(name)) as plot_dir:
+        for variant in stage.variants():
+            report["variants"][variant] = score_variant(stage, variant, run_record, report["baseline"],
+                                                        plot_dir)
+        report.update(summarize(stage, report["variants"], run_record, plot_dir))
+    report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
+    report["registry"] = register_best(stage, report["variants"], run_record)
+    settings = settings_of(cfg)
+    write_json(layout.headline(name), headline(report["variants"], settings["metric"], settings["direction"]))
+    write_json(layout.metrics(name), report)
+    return 0
+
+
+def score_variant(stage, variant: str, run_record: dict, baseline: dict, plot_dir) -> dict:
+    """A variant's test scores beside the note's figures, logged to its train run and model."""
+    import keras
+    from omegaconf import OmegaConf
+
+    from pipeline import layout, plots, tracking
+    from pipeline.io import read_json
+
+    exp_cfg, name = stage.exp_cfg, stage.name
     # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
     seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
+    run_cfg = stage.experiment.resolve(exp_cfg, variant)
+    model = keras.models.load_model(layout.model_file(name, variant))
+    measured = stage.experiment.evaluation(run_cfg, variant, model, stage.data)
+    during_training = read_json(layout.training_metrics(name, variant))
+    entry = {**measured, **during_training,
+             **compare_with_seed({**during_training, **measured}, seed_figures.get(variant))}
+    figure = stage.experiment.figure(run_cfg, variant, model, stage.data)
+    with tracking.run(variant, run_id=run_record["variants"][variant]):
+        tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")},
+                             model_id=run_record.get("models", {}).get(variant))
+        tracking.log_metrics({f"baseline_{k}": v for k, v in baseline.items()})
+        if figure is not None:
+            tracking.log_figure(figure, "test_predictions.png")
+    if figure is not None:
+        plots.save(figure, plot_dir / f"{variant}.png")
+    shown = {k: v for k, v in measured.items() if k.startswith("test_")} or measured
+    cli.progress(f"evaluate {name} {variant}: " + ", ".join(
+        f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, (int, float))))
+    return entry
 
-    report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
-    with atomic_dir(f"plots/{name}/evaluate") as plot_dir:
-        for variant in experiment.variants(exp_cfg):
-            run_cfg = experiment.resolve(exp_cfg, variant)
-            model = keras.models.load_model(f"models/{name}/{variant}.keras")
-            measured = experiment.evaluation(run_cfg, variant, model, data)
-            during_training = read_json(f"models/{name}/{variant}.metrics.json")
-            entry = {**measured, **during_training,
-                     **compare_with_seed({**during_training, **measured}, seed_figures.get(variant))}
-            report["variants"][variant] = entry
-            figure = experiment.figure(run_cfg, variant, model, data)
-            with tracking.run(variant, run_id=runs[variant]):
-                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")},
-                                     model_id=models.get(variant))
-                tracking.log_metrics({f"baseline_{k}": v for k, v in report["baseline"].items()})
-                if figure is not None:
-                    tracking.log_figure(figure, "test_predictions.png")
-            if figure is not None:
-                plots.save(figure, plot_dir / f"{variant}.png")
-            shown = {k: v for k, v in measured.items() if k.startswith("test_")} or measured
-            cli.progress(f"evaluate {name} {variant}: " + ", ".join(
-                f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, (int, float))))
-        histories = {variant: read_history(f"plots/{name}/history/{variant}.csv")
-                     for variant in report["variants"]}
-        tables, figures = experiment.summary(exp_cfg, report["variants"], histories)
-        if tables or figures:
-            report["tables"] = tables
-            with tracking.run("train", run_id=run_record["parent_run_id"]):
-                for file_name, figure in figures.items():
-                    tracking.log_figure(figure, file_name)
-                    plots.save(figure, plot_dir / file_name)
-                mlflow.log_dict(tables, "tables.json")
-    report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
-    report["registry"] = register_best(cfg, report["variants"], run_record)
-    settings = settings_of(cfg)
-    write_json(f"metrics/headline/{name}.json",
-               headline(report["variants"], settings["metric"], settings["direction"]))
-    write_json(f"metrics/{name}.json", report)
-    return 0
+
+def summarize(stage, results: dict[str, dict], run_record: dict, plot_dir) -> dict:
+    """The experiment's tables and figures across variants, on the train stage's parent run."""
+    import mlflow
+
+    from pipeline import layout, plots, tracking
+
+    histories = {variant: read_history(layout.history_file(stage.name, variant)) for variant in results}
+    tables, figures = stage.experiment.summary(stage.exp_cfg, results, histories)
+    if not (tables or figures):
+        return {}
+    with tracking.run("train", run_id=run_record["parent_run_id"]):
+        for file_name, figure in figures.items():
+            tracking.log_figure(figure, file_name)
+            plots.save(figure, plot_dir / file_name)
+        mlflow.log_dict(tables, "tables.json")
+    return {"tables": tables}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Prepare a dataset: fetch (mirror or origin), verify sha256, split as the seed, write arrays.
 
-    python -m pipeline.prepare dataset=california_housing
-    python -m pipeline.prepare experiment=wide_deep        # the dataset that experiment uses
+    python -m pipeline.prepare dataset=<name> [key=value ...]   e.g. dataset=california_housing
+    python -m pipeline.prepare experiment=<name>               # the dataset that experiment uses
 
 Writes data/<dataset>/arrays.npz and data/<dataset>/info.json (shapes, class balance or target
 statistics, source hashes), atomically: a failure leaves no partial output.
@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import sys
 
-from pipeline import cli
+from pipeline import cli, layout
 from pipeline.config import load
 from pipeline.errors import ConfigError
 from pipeline.data.sources import get_source
 from pipeline.data.splits import SPLITTERS, summarize
-from pipeline.data.store import DATA_DIR
 from pipeline.io import atomic_dir, save_arrays, write_json
 
 
@@ -33,10 +32,10 @@ def main(args: list[str]) -> int:
     arrays = SPLITTERS[spec.source](raw, spec.split)
     info = {"dataset": name, "source": source.name, "citation": source.citation,
             "sha256": hashes, "split": dict(spec.split), **summarize(arrays)}
-    with atomic_dir(DATA_DIR / name) as tmp:
+    with atomic_dir(layout.prepared(name)) as tmp:
         save_arrays(tmp / "arrays.npz", arrays)
         write_json(tmp / "info.json", info)
-    cli.progress(f"prepare {name}: wrote {DATA_DIR / name} {info['shapes']}")
+    cli.progress(f"prepare {name}: wrote {layout.prepared(name)} {info['shapes']}")
     return 0
 
 

@@ -1,12 +1,16 @@
 """Train every variant of an experiment and track it in MLflow.
 
-    python -m pipeline.train experiment=wide_deep [key=value ...]
+    python -m pipeline.train experiment=<name> [key=value | +key=value | ~key | group=option ...]
 
-One MLflow parent run ``train`` per invocation, one child run per variant with its params,
-per-epoch metrics, learning-curve PNG and the logged Keras model (signature + input example),
-and TensorBoard event files under ``tensorboard/`` when the variant's ``train.tensorboard`` asks.
-Writes models/<experiment>/<variant>.keras, models/<experiment>/runs.json (variant -> run id,
-read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots), all atomically.
+    e.g. python -m pipeline.train experiment=wide_deep experiments.wide_deep.train.epochs=5
+
+One MLflow parent run ``train`` per invocation, one child run per variant with its params, the
+dataset it used (name, sha256, splits), per-epoch metrics, learning-curve PNG and a logged model
+that takes raw inputs (signature, input example, pinned requirements), and TensorBoard event
+files under ``tensorboard/`` when the variant's ``train.tensorboard`` asks.
+Writes models/<experiment>/<variant>.keras, <variant>.metrics.json and runs.json (variant -> run
+id and logged model, read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots),
+all atomically: a failure or Ctrl-C leaves the previous outputs as they were.
 """
 
 from __future__ import annotations
@@ -14,9 +18,79 @@ from __future__ import annotations
 import csv
 import io
 import sys
+from pathlib import Path
 
 from pipeline import cli
-from pipeline.config import experiment_config, load
+from pipeline.config import load
+
+
+def main(args: list[str]) -> int:
+    cfg = load(args)  # bad input stops here, before TensorFlow is imported
+    from pipeline import layout, tracking
+    from pipeline.io import atomic_dir, write_json
+    from pipeline.stage import StageContext
+
+    stage = StageContext.open("train", cfg)
+    runs: dict[str, str] = {}
+    models: dict[str, str] = {}
+    with atomic_dir(layout.models(stage.name)) as model_dir, \
+            atomic_dir(layout.history(stage.name)) as history_dir, \
+            tracking.run("train", experiment_id=stage.experiment_id, tags=stage.tags) as parent:
+        variants = stage.variants()
+        for index, variant in enumerate(variants, start=1):
+            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant} ...")
+            runs[variant], models[variant], trained = train_and_log(
+                stage, variant, model_dir, history_dir)
+            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant}: "
+                         + result_line(trained))
+        write_json(model_dir / layout.run_record(stage.name).name,
+                   {"parent_run_id": parent.info.run_id, "variants": runs, "models": models})
+    return 0
+
+
+def train_and_log(stage, variant: str, model_dir: Path, history_dir: Path):
+    """One variant's child run: train, then log and write what it made; (run id, model id, trained)."""
+    import mlflow.keras
+
+    from pipeline import layout, plots, tracking, training
+    from pipeline.io import save_keras_model, write_json
+
+    exp_cfg, tags = stage.exp_cfg, {**stage.tags, "pipeline.variant": variant}
+    with tracking.run(variant, experiment_id=stage.experiment_id, nested=True, tags=tags) as child, \
+            tracking.artifact_dir("tensorboard") as tensorboard_dir:
+        tracking.log_params(stage.experiment.flat_params(exp_cfg, variant))
+        tracking.log_dataset(stage.info, stage.data_origin)
+        trained = stage.experiment.train_variant(
+            exp_cfg, variant, stage.data, seed=stage.seed,
+            callbacks=[mlflow.keras.MlflowCallback(), *training.tensorboard_callbacks(
+                stage.experiment.resolve(exp_cfg, variant).train, tensorboard_dir)],
+            logger=tracking.MlflowLogger(stage.experiment_id, tags))
+        summary = {**trained.metrics, "epochs": trained.fit.epochs,
+                   "train_seconds": round(trained.fit.seconds, 2),
+                   "samples_per_second": round(trained.fit.samples_per_second, 1)}
+        tracking.log_metrics(summary)
+        # inside the stage's temporary folders: the layout's file names, not yet its paths
+        write_json(model_dir / layout.training_metrics(stage.name, variant).name, summary)
+        figures = {**trained.figures, "learning_curves.png": plots.learning_curves(
+            trained.fit.history, f"{stage.name} / {variant}")}
+        for file_name, figure in figures.items():
+            tracking.log_figure(figure, file_name)
+            plots.save(figure, model_dir / f"{variant}_{file_name}")
+        (history_dir / layout.history_file(stage.name, variant).name).write_text(
+            history_csv(trained.fit.history))
+        save_keras_model(trained.model, model_dir / layout.model_file(stage.name, variant).name)
+        logged = tracking.log_servable(
+            stage.experiment.servable(exp_cfg, variant, trained.model, stage.data))
+        return child.info.run_id, logged.model_id, trained
+
+
+def result_line(trained) -> str:
+    """The last validation scores and what the experiment measured, for the progress line."""
+    measured = {k: v for k, v in trained.metrics.items()
+                if isinstance(v, float) and not k.startswith("grad_norm")}
+    last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
+    return (", ".join(f"{k} {v:.4f}" for k, v in {**last, **measured}.items())
+            + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)")
 
 
 def history_csv(history: dict[str, list[float]]) -> str:
@@ -27,79 +101,6 @@ def history_csv(history: dict[str, list[float]]) -> str:
     for epoch, row in enumerate(zip(*(history[k] for k in keys)), start=1):
         writer.writerow([epoch, *(f"{v:.6g}" for v in row)])
     return buffer.getvalue()
-
-
-def main(args: list[str]) -> int:
-    cfg = load(args)
-    name = cfg.experiment
-    exp_cfg = experiment_config(cfg)
-
-    # heavy imports only once the arguments are known to be good
-    import mlflow.keras
-
-    from pipeline import plots, tracking, training
-    from pipeline.data.sources import get_source
-    from pipeline.data.store import load_info, load_prepared
-    from pipeline.experiments import get_experiment
-    from pipeline.io import atomic_dir, save_keras_model, write_json
-
-    tracking.configure(cfg)  # an unreachable tracking server fails before any work is done
-    experiment = get_experiment(exp_cfg.family)
-    data = load_prepared(exp_cfg.dataset)
-    info = load_info(exp_cfg.dataset)
-    hashes, origin = info["sha256"], get_source(info["source"]).origin
-    experiment_id = tracking.get_experiment_id(cfg, name)
-    tags = tracking.standard_tags("train", name, hashes)
-    variants = experiment.variants(exp_cfg)
-    runs: dict[str, str] = {}
-    logged_models: dict[str, str] = {}
-    history_dir = f"plots/{name}/history"
-
-    with atomic_dir(f"models/{name}") as model_dir, atomic_dir(history_dir) as curves_dir:
-        with tracking.run("train", experiment_id=experiment_id, tags=tags) as parent:
-            for index, variant in enumerate(variants, start=1):
-                cli.progress(f"train {name} [{index}/{len(variants)}] {variant} ...")
-                variant_tags = {**tags, "pipeline.variant": variant}
-                with tracking.run(variant, experiment_id=experiment_id, nested=True,
-                                  tags=variant_tags) as child, \
-                        tracking.artifact_dir("tensorboard") as tensorboard_dir:
-                    tracking.log_params(experiment.flat_params(exp_cfg, variant))
-                    tracking.log_dataset(info, origin)
-                    run_train_cfg = experiment.resolve(exp_cfg, variant).train
-                    trained = experiment.train_variant(
-                        exp_cfg, variant, data, seed=int(cfg.seed),
-                        callbacks=[mlflow.keras.MlflowCallback(),
-                                   *training.tensorboard_callbacks(run_train_cfg, tensorboard_dir)],
-                        logger=tracking.MlflowLogger(experiment_id, variant_tags),
-                    )
-                    summary = {**trained.metrics, "epochs": trained.fit.epochs,
-                               "train_seconds": round(trained.fit.seconds, 2),
-                               "samples_per_second": round(trained.fit.samples_per_second, 1)}
-                    tracking.log_metrics(summary)
-                    write_json(model_dir / f"{variant}.metrics.json", summary)
-                    for file_name, extra_figure in trained.figures.items():
-                        tracking.log_figure(extra_figure, file_name)
-                        plots.save(extra_figure, model_dir / f"{variant}_{file_name}")
-                    figure = plots.learning_curves(trained.fit.history, f"{name} / {variant}")
-                    tracking.log_figure(figure, "learning_curves.png")
-                    plots.save(figure, model_dir / f"{variant}_learning_curves.png")
-                    (curves_dir / f"{variant}.csv").write_text(history_csv(trained.fit.history))
-                    save_keras_model(trained.model, model_dir / f"{variant}.keras")
-                    logged = tracking.log_servable(
-                        experiment.servable(exp_cfg, variant, trained.model, data))
-                    runs[variant], logged_models[variant] = child.info.run_id, logged.model_id
-                measured = {k: v for k, v in trained.metrics.items() if isinstance(v, float)
-                            and not k.startswith("grad_norm")}
-                last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
-                cli.progress(
-                    f"train {name} [{index}/{len(variants)}] {variant}: "
-                    + ", ".join(f"{k} {v:.4f}" for k, v in {**last, **measured}.items())
-                    + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)"
-                )
-            write_json(model_dir / "runs.json",
-                       {"parent_run_id": parent.info.run_id, "variants": runs,
-                        "models": logged_models})
-    return 0
 
 
 if __name__ == "__main__":

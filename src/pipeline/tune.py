@@ -41,7 +41,6 @@ from pipeline.tuning.study import PRUNERS, make_pruner, make_storage, settings_o
 
 
 def main(args: list[str]) -> int:
-    """See the module docstring (printed by --help)."""
     worker = cli.pop_option(args, "--worker")  # set by a parent tune process for its workers
     cfg = load(args)
     settings = settings_of(cfg)
@@ -60,35 +59,29 @@ def open_study(cfg: DictConfig, settings: dict, *, seed: int, parallel: bool):
 
 
 def study_dir(cfg: DictConfig, settings: dict) -> Path:
-    return Path(settings["dir"]) / cfg.experiment
+    from pipeline import layout
+
+    return layout.study_dir(cfg.experiment, settings["dir"])
+
+
+def best_params_file(cfg: DictConfig, settings: dict) -> Path:
+    from pipeline import layout
+
+    return layout.best_params(cfg.experiment, settings["dir"])
 
 
 def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     from pipeline import tracking
     from pipeline.io import write_json
-    from pipeline.tuning import recovery, report
+    from pipeline.tuning import recovery
     from pipeline.tuning.objective import Context
-    from pipeline.tuning.study import check_storage, make_sampler, quiet_optuna
+    from pipeline.tuning.study import quiet_optuna
 
-    name, n_workers = cfg.experiment, settings["n_workers"]
-    # first, before anything is written or TensorFlow loaded (workers skip it: checked here)
-    repaired = check_storage(settings["storage"], study_dir(cfg, settings))
-    if repaired:
-        cli.progress(f"tune {name}: {repaired}")
+    check_study_storage(cfg, settings)  # before anything is written or TensorFlow loaded
     quiet_optuna()
-    tracking.configure(cfg)
-    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=n_workers > 1)
-    context = Context.load(cfg, settings)
-    recover(study, context)  # what a killed earlier invocation left RUNNING
-    already = len(study.trials)
-    if not already:
-        warm_start(study, context)
-    # another seed per invocation: a resumed study must not re-sample the first one's points
-    seed = int(cfg.seed) + already
-    study.sampler = make_sampler(seed, parallel=n_workers > 1)
-    cli.progress(f"tune {name}: study {study.study_name!r} has {already} trials; running "
-                 f"{settings['n_trials']} more (pruner {settings['pruner']}, "
-                 f"{n_workers} worker{'s' if n_workers > 1 else ''})")
+    context = Context.load(cfg, settings)  # the tracking server is checked first
+    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=settings["n_workers"] > 1)
+    seed = resume(study, context)
     with tracking.run(f"tune-{study.study_name}", experiment_id=context.experiment_id,
                       tags={**context.tags, **recovery.process_tags()}) as parent:
         tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
@@ -97,18 +90,53 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
         finally:
             recover(study, context, mine=True)  # a worker SIGKILLed just now, a Ctrl-C
         summary = finish(context, study, settings)
-        write_json(study_dir(cfg, settings) / "best_params.json", summary)
-    cli.progress(report.table(study, settings))
-    cli.progress(f"tune {name}: best {settings['metric']} {summary['best_value']:.4f} "
-                 f"(trial {summary['best_trial']}), test {summary['best_test']}; "
-                 f"wrote {study_dir(cfg, settings) / 'best_params.json'}"
-                 + (f"; registered version {summary['champion']['version']} as "
-                    f"{summary['champion']['uri']}" if "champion" in summary else ""))
+        write_json(best_params_file(cfg, settings), summary)
+    print_result(cfg, study, settings, summary)
     if failed_workers:
-        cli.progress(f"tune {name}: {failed_workers} worker(s) failed (above); finished trials "
-                     "are kept, run the command again for the missing ones")
+        cli.progress(f"tune {cfg.experiment}: {failed_workers} worker(s) failed (above); finished "
+                     "trials are kept, run the command again for the missing ones")
         return 1
     return 0
+
+
+def check_study_storage(cfg: DictConfig, settings: dict) -> None:
+    """An RDB that cannot be used, or a journal that cannot be read, stops here (one line)."""
+    from pipeline.tuning.study import check_storage
+
+    # workers skip it: their parent checked it
+    repaired = check_storage(settings["storage"], study_dir(cfg, settings))
+    if repaired:
+        cli.progress(f"tune {cfg.experiment}: {repaired}")
+
+
+def resume(study, context) -> int:
+    """Recover what a killed invocation left, warm-start a new study, seed the sampler; the seed."""
+    from pipeline.tuning.study import make_sampler
+
+    settings = context.settings
+    recover(study, context)  # what a killed earlier invocation left RUNNING
+    already = len(study.trials)
+    if not already:
+        warm_start(study, context)
+    # another seed per invocation: a resumed study must not re-sample the first one's points
+    seed = int(context.cfg.seed) + already
+    study.sampler = make_sampler(seed, parallel=settings["n_workers"] > 1)
+    n_workers = settings["n_workers"]
+    cli.progress(f"tune {context.cfg.experiment}: study {study.study_name!r} has {already} trials; "
+                 f"running {settings['n_trials']} more (pruner {settings['pruner']}, "
+                 f"{n_workers} worker{'s' if n_workers > 1 else ''})")
+    return seed
+
+
+def print_result(cfg: DictConfig, study, settings: dict, summary: dict) -> None:
+    from pipeline.tuning import report
+
+    cli.progress(report.table(study, settings))
+    cli.progress(f"tune {cfg.experiment}: best {settings['metric']} {summary['best_value']:.4f} "
+                 f"(trial {summary['best_trial']}), test {summary['best_test']}; "
+                 f"wrote {best_params_file(cfg, settings)}"
+                 + (f"; registered version {summary['champion']['version']} as "
+                    f"{summary['champion']['uri']}" if "champion" in summary else ""))
 
 
 def warm_start(study, context) -> None:
@@ -183,21 +211,17 @@ def finish(context, study, settings: dict) -> dict:
 
 def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
     """One worker process of a parent's search: its share of the trials, nothing else."""
-    from pipeline import tracking
     from pipeline.tuning import workers
     from pipeline.tuning.objective import Context, Objective
     from pipeline.tuning.study import quiet_optuna
 
     parent_run_id, n_trials, seed = workers.parse_worker_option(option)
     quiet_optuna()
-    tracking.configure(cfg)
+    context = Context.load(cfg, settings)  # the tracking server is checked first
     study = open_study(cfg, settings, seed=seed, parallel=True)
-    objective = Objective(Context.load(cfg, settings), parent_run_id)
-    workers.optimize(study, objective, n_trials, settings["timeout"])
+    workers.optimize(study, Objective(context, parent_run_id), n_trials, settings["timeout"])
     return 0
 
-
-main.__doc__ = __doc__  # what `python -m pipeline.tune --help` prints
 
 if __name__ == "__main__":
     sys.exit(cli.run_stage(main))

@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import layout
 from pipeline.errors import MissingInput
 from pipeline.io import load_arrays, read_json
 
-DATA_DIR = Path("data")
+DATA_DIR = layout.DATA
 
 
 def dataset_dir(name: str, root: Path = DATA_DIR) -> Path:

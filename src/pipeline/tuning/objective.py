@@ -41,20 +41,13 @@ class Context:
 
     @classmethod
     def load(cls, cfg: DictConfig, settings: dict[str, Any]) -> "Context":
-        """Load the prepared data and the experiment code (MLflow already configured)."""
-        from pipeline import tracking
-        from pipeline.config import experiment_config
-        from pipeline.data.store import load_info, load_prepared
-        from pipeline.experiments import get_experiment
+        """The stage context (tracking checked first, data, tags) and the variant to search."""
+        from pipeline.stage import StageContext
 
-        exp_cfg = experiment_config(cfg)
-        experiment = get_experiment(exp_cfg.family)
-        experiment.variant_config(exp_cfg, settings["variant"])
-        hashes = load_info(exp_cfg.dataset)["sha256"]
-        tags = {**tracking.standard_tags("tune", cfg.experiment, hashes),
-                "optuna.study": settings["study_name"]}
-        return cls(cfg, exp_cfg, settings, experiment, load_prepared(exp_cfg.dataset),
-                   tracking.get_experiment_id(cfg, cfg.experiment), tags)
+        stage = StageContext.open("tune", cfg)
+        stage.experiment.variant_config(stage.exp_cfg, settings["variant"])  # it exists
+        return cls(cfg, stage.exp_cfg, settings, stage.experiment, stage.data, stage.experiment_id,
+                   {**stage.tags, "optuna.study": settings["study_name"]})
 
     @property
     def variant(self) -> str:

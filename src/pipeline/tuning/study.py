@@ -21,6 +21,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pipeline import layout
 from pipeline.config import experiment_config
 from pipeline.errors import ConfigError, StorageError
 
@@ -118,7 +119,7 @@ def is_rdb(storage: str | None) -> bool:
 
 
 def journal_path(storage: str | None, study_dir: Path) -> Path:
-    return Path(storage) if storage else study_dir / "study.journal"
+    return Path(storage) if storage else study_dir / layout.JOURNAL
 
 
 def make_storage(storage: str | None, study_dir: Path):
