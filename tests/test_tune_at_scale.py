@@ -111,6 +111,23 @@ def test_n_trials_are_split_exactly_among_workers():
     assert all(sum(workers.shares(n, k)) == n for n in range(1, 30) for k in range(1, 9))
 
 
+def test_workers_get_the_storage_url_from_the_environment_not_the_command_line(monkeypatch):
+    """`ps` shows every user a process's command line: a database password must not be on it."""
+    url = "postgresql+psycopg://tuner:s3cret@127.0.0.1:9/studies"
+    settings = {"n_trials": 1, "n_workers": 1, "storage": url}
+    args = ["experiment=wide_deep", f"tune.storage={url}", "tune.n_trials=1"]
+    [worker] = workers.spawn(args, "parent-run", 0, settings)
+    try:
+        assert "s3cret" not in " ".join(worker.process.args)
+        assert "tune.n_trials=1" in worker.process.args  # the other overrides are passed on
+    finally:
+        worker.process.kill()
+        worker.process.wait()
+    assert workers.is_storage_override(f"++tune.storage={url}")
+    monkeypatch.setenv(workers.STORAGE_ENV, url)
+    assert workers.worker_storage({"storage": None})["storage"] == url
+
+
 def test_objectives_and_directions_settings():
     base = config.compose()
     single = study_mod.settings_of(base)
@@ -137,7 +154,7 @@ def test_every_experiment_has_a_valid_space_and_variant():
         cfg = config.apply_overrides(base, [f"experiment={name}"])
         settings = study_mod.settings_of(cfg)
         exp_cfg = config.experiment_config(cfg)
-        get_experiment(exp_cfg.family).variant_config(exp_cfg, settings["variant"])
+        get_experiment(name).variant_config(exp_cfg, settings["variant"])
         trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
         assert suggest(trial, exp_cfg) is not None, name
 
@@ -416,3 +433,4 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
                                       "AveOccup", "Latitude", "Longitude"])
     main = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(houses)["main"].to_numpy()
     assert main.shape == (5,) and np.all((main > 0) & (main < 6))  # house values, 100k$
+

@@ -216,6 +216,7 @@ def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
     from pipeline.tuning.study import quiet_optuna
 
     parent_run_id, n_trials, seed = workers.parse_worker_option(option)
+    settings = workers.worker_storage(settings)
     quiet_optuna()
     context = Context.load(cfg, settings)  # the tracking server is checked first
     study = open_study(cfg, settings, seed=seed, parallel=True)

@@ -112,6 +112,9 @@ def spawn(args: list[str], parent_run_id: str, seed: int, settings: dict) -> lis
     src = str(Path(pipeline.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
            "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}  # exactly the parent's store
+    if settings.get("storage"):
+        env[STORAGE_ENV] = settings["storage"]  # a URL's password stays out of `ps`
+    args = [a for a in args if not is_storage_override(a)]
     workers = []
     for index, share in enumerate(shares(settings["n_trials"], settings["n_workers"])):
         log = tempfile.TemporaryFile()
@@ -158,6 +161,21 @@ def stop(workers: list[Worker]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+#: how a parent hands its study storage URL to its workers: the environment, not the command
+#: line, where every user of the machine could read a database password with `ps`
+STORAGE_ENV = "PIPELINE_TUNE_STORAGE"
+
+
+def is_storage_override(arg: str) -> bool:
+    return arg.lstrip("+~").split("=", 1)[0] == "tune.storage"
+
+
+def worker_storage(settings: dict) -> dict:
+    """A worker's settings with the storage its parent passed in the environment."""
+    storage = os.environ.get(STORAGE_ENV)
+    return {**settings, "storage": storage} if storage else settings
 
 
 def parse_worker_option(value: str) -> tuple[str, int, int]:
