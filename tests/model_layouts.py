@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +183,6 @@ def to_json(found: dict[str, dict[str, dict]]) -> str:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     FIXTURE.parent.mkdir(exist_ok=True)
     FIXTURE.write_text(to_json(all_layouts()))
     print(f"wrote {FIXTURE}")
