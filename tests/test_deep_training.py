@@ -9,7 +9,7 @@ from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.mc_dropout import expected_calibration_error, uncertainty_scores
 from pipeline.experiments.transfer import compare_paired, split_tasks
-from pipeline.models.deep_mlp import build_deep_mlp
+from pipeline.models.dense import build_deep_mlp
 from pipeline.models.factories import make_schedule
 
 

@@ -14,7 +14,7 @@ from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.classification import class_labels, null_accuracies
 from pipeline.io import load_arrays, save_arrays
-from pipeline.models.mlp import build_dense_classifier
+from pipeline.models.dense import build_dense_classifier
 from pipeline.tune import search_space
 
 EXPERIMENTS = ("fashion_regularization", "imdb", "reuters")

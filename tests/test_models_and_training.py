@@ -7,6 +7,7 @@ import pytest
 from pipeline import config
 from pipeline.errors import TrainingDiverged
 from pipeline.experiments import REGISTRY, get_experiment
+from pipeline.models.dense import dense_layers
 from pipeline.models.factories import make_optimizer
 from pipeline.models.wide_deep import build_wide_deep
 
@@ -95,6 +96,11 @@ def test_tune_only_variant_is_tuned_not_trained(housing_like, wide_deep_cfg):
 def test_invalid_depth_is_rejected():
     with pytest.raises(ValueError, match="depth"):
         build_wide_deep(wide_train=np.ones((3, 2)), deep_train=None, units=2, depth=0)
+
+
+def test_a_dense_stack_refuses_an_order_it_would_silently_ignore():
+    with pytest.raises(ValueError, match="order"):
+        dense_layers([4], batch_norm=True, order=("dense", "batchnorm"))
 
 
 def test_legacy_optimizer_arguments_are_refused_with_the_keras3_name():

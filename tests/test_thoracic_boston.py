@@ -18,7 +18,7 @@ from pipeline.experiments import get_experiment
 from pipeline.experiments.boston import Boston
 from pipeline.experiments.crossval import make_splitter, summarize
 from pipeline.experiments.thoracic import Thoracic
-from pipeline.models.tabular import build_mlp
+from pipeline.models.dense import build_mlp
 from pipeline.tune import search_space, suggest
 
 

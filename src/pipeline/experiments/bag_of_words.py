@@ -12,7 +12,7 @@ from pipeline.data.text import (ragged_parts, sequences_to_multi_hot, text_vecto
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays
 from pipeline.experiments.classification import ClassificationExperiment, n_classes
-from pipeline.models.mlp import build_dense_classifier
+from pipeline.models.dense import build_dense_classifier
 from pipeline.serving import binary_output, classes_output, sequence_input, text_input
 from pipeline.training import compile_model
 

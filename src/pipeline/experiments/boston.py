@@ -12,7 +12,7 @@ import keras
 from sklearn.metrics import mean_absolute_error, root_mean_squared_error
 
 from pipeline.experiments.crossval import CrossValidated, predict
-from pipeline.models.tabular import build_mlp
+from pipeline.models.dense import build_mlp
 from pipeline.plots import predicted_vs_actual
 from pipeline.serving import value_output
 from pipeline.training import compile_model

@@ -17,7 +17,7 @@ from pipeline import training
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import TrainedVariant
 from pipeline.experiments.classification import FashionClassifier, n_classes
-from pipeline.models.deep_mlp import build_deep_mlp
+from pipeline.models.dense import build_deep_mlp
 from pipeline.models.factories import make_schedule
 from pipeline.training import compile_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pipeline.errors import ConfigError
 from pipeline.experiments.classification import FashionClassifier, n_classes
-from pipeline.models.mlp import build_dense_classifier
+from pipeline.models.dense import build_dense_classifier
 from pipeline.training import compile_model
 
 # The note's networks in order; each keeps the regularization of the one before it and adds one:

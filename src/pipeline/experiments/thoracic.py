@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from pipeline.errors import ConfigError
 from pipeline.experiments.crossval import CrossValidated
-from pipeline.models.tabular import build_mlp
+from pipeline.models.dense import build_mlp
 from pipeline.serving import binary_output
 from pipeline.training import compile_model
 

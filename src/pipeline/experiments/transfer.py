@@ -21,7 +21,7 @@ from scipy import stats
 from pipeline import training
 from pipeline.experiments.base import NullLogger, TrainedVariant
 from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment
-from pipeline.models.deep_mlp import build_deep_mlp
+from pipeline.models.dense import build_deep_mlp
 from pipeline.serving import (CHECK_ROWS, FASHION_CLASSES, Servable, binary_output,
                               classes_output, head, image_input)
 from pipeline.training import compile_model

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import keras
 
-from pipeline.models.factories import make_initializer
+from pipeline.models.dense import dense_stack
 
 CONV_ARCHITECTURES = ("conv_baseline", "inception", "xception")
 MEMBER_KINDS = ("dense", "conv")
@@ -73,10 +73,9 @@ def build_deep_dense(
     x = keras.layers.Flatten(name="flatten")(x)
     shortcut, block = None, 0
     for index, units in enumerate(hidden, start=1):
-        x = keras.layers.Dense(units, use_bias=not batch_norm,
-                               kernel_initializer=make_initializer(initializer), name=f"hidden{index}")(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"bn{index}")(x)
+        # one layer at a time: a block's addition goes between its batch norm and activation
+        x = dense_stack(x, [units], start=index, activation=None, use_bias=not batch_norm,
+                        initializer=initializer, batch_norm=batch_norm)
         ends_block = residual and index > 1 and ((index - 1) % block_size == 0 or index == len(hidden))
         if ends_block:
             block += 1
@@ -181,11 +180,7 @@ def build_member(spec: Mapping[str, Any], *, input_shape: Sequence[int], n_outpu
     inputs, x = _pixels(input_shape, channels=kind == "conv")
     if kind == "dense":
         x = keras.layers.Flatten(name="flatten")(x)
-        for index, units in enumerate(spec.get("hidden", [100]), start=1):
-            x = keras.layers.Dense(int(units), activation="relu", kernel_initializer="he_normal",
-                                   name=f"hidden{index}")(x)
-            if dropout:
-                x = keras.layers.Dropout(dropout, name=f"dropout{index}")(x)
+        x = dense_stack(x, spec.get("hidden", [100]), initializer="he_normal", dropout=dropout)
     else:
         f = int(spec.get("filters", 16))
         x = keras.layers.Conv2D(f, 3, padding="same", activation="relu", name="conv1")(x)
@@ -193,8 +188,6 @@ def build_member(spec: Mapping[str, Any], *, input_shape: Sequence[int], n_outpu
         x = keras.layers.Conv2D(2 * f, 3, padding="same", activation="relu", name="conv2")(x)
         x = keras.layers.MaxPooling2D(2, name="pool2")(x)
         x = keras.layers.Flatten(name="flatten")(x)
-        x = keras.layers.Dense(64, activation="relu", name="hidden1")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout1")(x)
+        x = dense_stack(x, [64], dropout=dropout)
     outputs = keras.layers.Dense(n_outputs, activation="softmax", name="output")(x)
     return keras.Model(inputs, outputs, name=name)

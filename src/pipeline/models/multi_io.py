@@ -9,6 +9,8 @@ from typing import Sequence
 import keras
 import numpy as np
 
+from pipeline.models.dense import dense_stack
+
 OUTPUTS = ("sentiment", "rating")
 
 
@@ -39,13 +41,10 @@ def build_multi_io(
     log_words = keras.Input(shape=(1,), name="log_words")
     standardize = keras.layers.Normalization(name="log_words_norm")
     standardize.adapt(np.asarray(log_words_train, dtype="float32").reshape(-1, 1))
-    x = keras.layers.Dense(units, activation="relu", name="words_dense")(words)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="words_dropout")(x)
+    x = dense_stack(words, [units], dropout=dropout,
+                    names={"dense": "words_dense", "dropout": "words_dropout"})
     x = keras.layers.Concatenate(name="concat")([x, standardize(log_words)])
-    x = keras.layers.Dense(units, activation="relu", name="shared")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name="shared_dropout")(x)
+    x = dense_stack(x, [units], dropout=dropout, names={"dense": "shared", "dropout": "shared_dropout"})
     heads = {
         "sentiment": lambda: keras.layers.Dense(1, activation="sigmoid", name="sentiment")(x),
         "rating": lambda: keras.layers.Dense(

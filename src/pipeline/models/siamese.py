@@ -8,6 +8,8 @@ from typing import Sequence
 
 import keras
 
+from pipeline.models.dense import dense_stack
+
 ENCODERS = ("dense", "conv")
 
 
@@ -45,13 +47,9 @@ def build_encoder(
                 x = keras.layers.BatchNormalization(name=f"conv{index}_bn")(x)
             x = keras.layers.ReLU(name=f"conv{index}_relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    for index, units in enumerate(hidden, start=1):
-        x = keras.layers.Dense(int(units), use_bias=not batch_norm, name=f"dense{index}")(x)
-        if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"dense{index}_bn")(x)
-        x = keras.layers.ReLU(name=f"dense{index}_relu")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name=f"dropout{index}")(x)
+    x = dense_stack(x, hidden, activation=keras.layers.ReLU, use_bias=not batch_norm,
+                    batch_norm=batch_norm, dropout=dropout,
+                    names={"dense": "dense{i}", "batch_norm": "dense{i}_bn", "activation": "dense{i}_relu"})
     outputs = keras.layers.Dense(int(embedding), name="embedding")(x)
     return keras.Model(inputs, outputs, name=name)
 

@@ -7,6 +7,8 @@ from typing import Mapping
 import keras
 import numpy as np
 
+from pipeline.models.dense import dense_stack
+
 
 def build_wide_deep(
     *,
@@ -70,9 +72,7 @@ def build_wide_deep(
             num_bins=2 * cross_bins ** len(crossed_train), output_mode="one_hot",
             name="crossed")(bucketized))
 
-    hidden = normalized_deep
-    for index in range(depth):
-        hidden = keras.layers.Dense(units, activation=activation, name=f"hidden{index + 1}")(hidden)
+    hidden = dense_stack(normalized_deep, [units] * depth, activation=activation)
     concat = keras.layers.Concatenate(name="concat")([*wide_parts, hidden])
     outputs = {"main": keras.layers.Dense(1, name="main")(concat)}
     if aux_output:
