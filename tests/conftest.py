@@ -168,6 +168,22 @@ def experiment_cfg(name: str, **train):
     return cfg
 
 
+@pytest.fixture
+def fit_callbacks(monkeypatch):
+    """The callbacks of every ``training.fit`` call during the test, one list per fit, in order."""
+    from pipeline import training
+
+    calls: list[list] = []
+    real_fit = training.fit
+
+    def recording_fit(*args, callbacks=(), **kwargs):
+        calls.append(list(callbacks))
+        return real_fit(*args, callbacks=callbacks, **kwargs)
+
+    monkeypatch.setattr(training, "fit", recording_fit)
+    return calls
+
+
 @pytest.fixture(scope="module")
 def images():
     """A tiny Fashion-MNIST look-alike: 10 classes whose images differ in brightness."""

@@ -1,5 +1,6 @@
 """Note 004 families (deep_training, mc_dropout, transfer) on small made-up images."""
 
+import keras
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -69,6 +70,23 @@ def test_variants_train_and_record_gradients_and_learning_rate(variant, images):
     assert trained.metrics["grad_norm_start_hidden1"] > 0
     assert trained.metrics["grad_norm_end_output"] > 0
     assert trained.metrics["group"] == experiment_cfg("deep_training", epochs=1).variants[variant].group
+
+
+def test_mc_dropout_fits_the_deep_training_network_without_its_bookkeeping(images, fit_callbacks):
+    """deep_training adds its gradient norms between the config's callbacks and the stage's;
+    mc_dropout trains the same network with the stage's callbacks only, and reports best_epoch
+    alone, as before the hooks."""
+    stage = keras.callbacks.Callback()
+    deep = get_experiment("deep_training").train_variant(
+        experiment_cfg("deep_training", epochs=1), "sched_plateau", images, seed=0, callbacks=[stage])
+    mc = get_experiment("mc_dropout").train_variant(
+        experiment_cfg("mc_dropout", epochs=1), "dropout_0_2", images, seed=0, callbacks=[stage])
+    deep_callbacks, mc_callbacks = fit_callbacks
+    assert [type(c).__name__ for c in deep_callbacks] == ["ReduceLROnPlateau", "GradientNorms", "Callback"]
+    assert mc_callbacks == [stage]
+    keys = list(deep.metrics)
+    assert keys[0] == "best_epoch" and keys[-2:] == ["grad_ratio_first_to_last_start", "group"]
+    assert list(mc.metrics) == ["best_epoch"]
 
 
 def test_deep_training_summary_tables_per_group():

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from omegaconf import open_dict
 
 from pipeline import config
 from pipeline.errors import TrainingDiverged
@@ -118,6 +119,39 @@ def test_every_variant_trains_and_scores(variant, housing_like, wide_deep_cfg):
     scores = experiment.score(wide_deep_cfg, variant, trained.model, housing_like, "test")
     assert scores["rmse"] > 0 and ("rmse_aux" in scores) == (variant == "two_outputs")
     assert experiment.baseline(wide_deep_cfg, housing_like)["rmse"] > 0
+
+
+def test_train_variant_runs_the_experiment_hooks_around_its_one_fit(housing_like, wide_deep_cfg,
+                                                                     fit_callbacks):
+    """The config's callbacks, then the experiment's own, then the stage's; best_epoch, then the
+    after-training metrics, which see the experiment's callbacks after the fit."""
+    class Recorded(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):
+            self.ended = True
+
+    class HookedWideDeep(type(get_experiment("wide_deep"))):
+        reports_best_epoch = True
+
+        def extra_callbacks(self, cfg, variant, data):
+            return [Recorded()]
+
+        def after_training(self, cfg, variant, data, trained, callbacks):
+            return {"recorded": [c.ended for c in callbacks], "params": trained.model.count_params()}
+
+    cfg = wide_deep_cfg.copy()
+    with open_dict(cfg):
+        cfg.train.early_stopping = {"monitor": "val_loss", "patience": 5}
+    stage = keras.callbacks.Callback()
+    trained = HookedWideDeep().train_variant(cfg, "single_input", housing_like, seed=0,
+                                             callbacks=[stage])
+    [callbacks] = fit_callbacks
+    assert [type(c) for c in callbacks] == [keras.callbacks.EarlyStopping, Recorded, type(stage)]
+    assert callbacks[-1] is stage
+    assert list(trained.metrics) == ["best_epoch", "recorded", "params"]
+    assert trained.metrics["recorded"] == [True]
+    assert trained.metrics["best_epoch"] == int(np.argmin(trained.fit.history["val_loss"])) + 1
+    assert "best_epoch" not in get_experiment("wide_deep").train_variant(
+        wide_deep_cfg, "single_input", housing_like, seed=0).metrics  # regressions do not report it
 
 
 def test_same_seed_same_result(housing_like, wide_deep_cfg):

@@ -188,6 +188,7 @@ def test_residual_records_gradient_norms_and_compares_the_variants(images):
     for variant in ("plain", "residual"):
         trained = experiment.train_variant(cfg, variant, images, seed=0)
         metrics = trained.metrics
+        assert list(metrics)[:4] == ["best_epoch", "params", "dense_layers", "grad_norm_start_hidden1"]
         assert metrics["dense_layers"] == 22  # 21 hidden + output
         for moment in ("start", "end"):
             assert metrics[f"grad_norm_{moment}_hidden1"] > 0 and metrics[f"grad_norm_{moment}_output"] > 0
@@ -211,6 +212,7 @@ def test_inception_records_parameter_counts(images):
     cfg = experiment_cfg("inception", epochs=1, steps_per_execution=4)
     cfg.model.filters = 4
     trained = experiment.train_variant(cfg, "inception", images, seed=0)
+    assert list(trained.metrics) == ["best_epoch", "params", "trainable_params", "seconds_per_epoch"]
     assert trained.metrics["params"] == trained.model.count_params()
     assert 0 < trained.metrics["trainable_params"] < trained.metrics["params"]  # BN statistics
     results = {"inception": {**trained.metrics, "test_accuracy": 0.9, "val_accuracy": 0.9}}

@@ -65,6 +65,9 @@ class Experiment:
     family: str = ""
     #: the Keras history key the pruner and early stopping watch
     monitor: str = "val_loss"
+    #: whether train_variant reports ``best_epoch``, the epoch of the lowest ``monitor``: where
+    #: overfitting starts, what early stopping restores
+    reports_best_epoch: bool = False
 
     # --- to implement -------------------------------------------------------------------
     def build(self, cfg: DictConfig, variant: str, data: Arrays) -> keras.Model:
@@ -87,6 +90,19 @@ class Experiment:
     def figure(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays):
         """A matplotlib figure of the test predictions, or None."""
         return None
+
+    def extra_callbacks(self, cfg: DictConfig, variant: str,
+                        data: Arrays) -> list[keras.callbacks.Callback]:
+        """Callbacks of the experiment's own for one fit of train_variant (e.g. gradient norms);
+        they run after the config's callbacks and before the stage's."""
+        return []
+
+    def after_training(self, cfg: DictConfig, variant: str, data: Arrays,
+                       trained: TrainedVariant,
+                       callbacks: list[keras.callbacks.Callback]) -> dict[str, Any]:
+        """Metrics measured once train_variant's fit is done, e.g. from ``trained.model`` or
+        from ``callbacks``, the ones ``extra_callbacks`` gave that fit."""
+        return {}
 
     def serving_input(self, cfg: DictConfig, variant: str, data: Arrays) -> dict:
         """The logged model's raw input (``serving.table_input``, ``image_input``, ...)."""
@@ -156,22 +172,32 @@ class Experiment:
         fast: bool = True,
         logger: RunLogger | None = None,
     ) -> TrainedVariant:
-        """Train one variant on the train split, validated on the valid split. Experiments with
-        another protocol (k-fold, several seeds) override this and may open ``logger.child``
+        """Train one variant on the train split, validated on the valid split. Experiments that
+        only add to this fit do it through ``extra_callbacks`` and ``after_training``; those with
+        another protocol (k-fold, several members) override this and may open ``logger.child``
         runs; ``cfg`` is the experiment config, resolved here with the variant's overrides."""
         cfg = self.resolve(cfg, variant)
         training.seed_everything(seed)
         model = self.build(cfg, variant, data)
+        own_callbacks = self.extra_callbacks(cfg, variant, data)
         result = training.fit(
             model,
             self.split(cfg, variant, data, "train"),
             self.split(cfg, variant, data, "valid"),
             epochs=int(cfg.train.epochs),
             batch_size=int(cfg.train.batch_size),
-            callbacks=[*training.callbacks_from_config(cfg.train), *callbacks],
+            # this order matters: each callback sees what the ones before it changed (the
+            # learning rate, the weights early stopping restores)
+            callbacks=[*training.callbacks_from_config(cfg.train), *own_callbacks, *callbacks],
             fast=fast,
         )
-        return TrainedVariant(model, result)
+        trained = TrainedVariant(model, result)
+        # a model with one output names its validation loss val_loss, whatever ``monitor`` says
+        curve = result.history.get(self.monitor) or result.history.get("val_loss")
+        if self.reports_best_epoch and curve:
+            trained.metrics["best_epoch"] = int(np.argmin(curve)) + 1
+        trained.metrics.update(self.after_training(cfg, variant, data, trained, own_callbacks))
+        return trained
 
     def input_example(self, cfg: DictConfig, variant: str, data: Arrays, rows: int = 5) -> Any:
         inputs, _ = self.split(cfg, variant, data, "test")

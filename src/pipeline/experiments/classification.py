@@ -9,7 +9,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score
 
 import pipeline.plots  # noqa: F401  (selects matplotlib's file-only backend before any figure)
 from pipeline.errors import ConfigError
-from pipeline.experiments.base import Arrays, Experiment, TrainedVariant
+from pipeline.experiments.base import Arrays, Experiment
 from pipeline.serving import FASHION_CLASSES, classes_output, image_input
 
 PREDICT_BATCH = 4096
@@ -45,6 +45,8 @@ def null_accuracies(y_train: np.ndarray, y_test: np.ndarray, seed: int = 0) -> d
 class ClassificationExperiment(Experiment):
     """An Experiment whose targets are classes; subclasses provide build() and split()."""
 
+    reports_best_epoch = True
+
     def labels_and_predictions(self, cfg, variant, model, data, split) -> tuple[np.ndarray, np.ndarray]:
         inputs, targets = self.split(cfg, variant, data, split)
         outputs = model.predict(inputs, batch_size=PREDICT_BATCH, verbose=0)
@@ -70,13 +72,6 @@ class ClassificationExperiment(Experiment):
             display.ax_.tick_params(labelsize=6)
         display.figure_.tight_layout()
         return display.figure_
-
-    def train_variant(self, cfg, variant, data, **kwargs) -> TrainedVariant:
-        trained = super().train_variant(cfg, variant, data, **kwargs)
-        history = trained.fit.history.get(self.monitor)
-        if history:  # lowest validation loss: where overfitting starts, what early stopping restores
-            trained.metrics["best_epoch"] = int(np.argmin(history)) + 1
-        return trained
 
 
 class FashionClassifier(ClassificationExperiment):

@@ -15,7 +15,6 @@ from omegaconf import OmegaConf
 
 from pipeline import training
 from pipeline.errors import ConfigError
-from pipeline.experiments.base import TrainedVariant
 from pipeline.experiments.classification import FashionClassifier, n_classes
 from pipeline.models.dense import build_deep_mlp
 from pipeline.models.factories import make_schedule
@@ -49,16 +48,18 @@ class DeepTraining(FashionClassifier):
                              metrics=["accuracy"],
                              steps_per_execution=int(cfg.train.steps_per_execution))
 
-    def train_variant(self, cfg, variant, data, *, callbacks=(), **kwargs) -> TrainedVariant:
-        norms = training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")
-        trained = super().train_variant(cfg, variant, data, callbacks=[norms, *callbacks], **kwargs)
-        trained.metrics.update(norms.metrics())
+    def extra_callbacks(self, cfg, variant, data):
+        return [training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")]
+
+    def after_training(self, cfg, variant, data, trained, callbacks):
+        (norms,) = callbacks
+        metrics = norms.metrics()
         start = norms.norms.get("start", {})
         if start.get("hidden1") and start.get("output"):
             # < 1: the first layer learns slower than the last (vanishing gradients)
-            trained.metrics["grad_ratio_first_to_last_start"] = start["hidden1"] / start["output"]
-        trained.metrics["group"] = self.variant_config(cfg, variant).group
-        return trained
+            metrics["grad_ratio_first_to_last_start"] = start["hidden1"] / start["output"]
+        metrics["group"] = self.variant_config(cfg, variant).group
+        return metrics
 
     def summary(self, cfg, results, histories):
         """One table and one overlaid validation-accuracy plot per technique group."""

@@ -4,7 +4,6 @@ of similar size, on Fashion-MNIST; parameters, accuracy and training time side b
 
 from __future__ import annotations
 
-from pipeline.experiments.base import TrainedVariant
 from pipeline.experiments.classification import ArchitectureChoiceExperiment, n_classes
 from pipeline.models.graphs import CONV_ARCHITECTURES, build_conv_net
 from pipeline.training import compile_model
@@ -28,12 +27,11 @@ class Inception(ArchitectureChoiceExperiment):
                              loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                              steps_per_execution=int(cfg.train.steps_per_execution))
 
-    def train_variant(self, cfg, variant, data, **kwargs) -> TrainedVariant:
-        trained = super().train_variant(cfg, variant, data, **kwargs)
-        trained.metrics["params"] = int(trained.model.count_params())
-        trained.metrics["trainable_params"] = int(sum(w.numpy().size for w in trained.model.trainable_weights))
-        trained.metrics["seconds_per_epoch"] = round(trained.fit.seconds / max(trained.fit.epochs, 1), 2)
-        return trained
+    def after_training(self, cfg, variant, data, trained, callbacks):
+        model, fit = trained.model, trained.fit
+        return {"params": int(model.count_params()),
+                "trainable_params": int(sum(w.numpy().size for w in model.trainable_weights)),
+                "seconds_per_epoch": round(fit.seconds / max(fit.epochs, 1), 2)}
 
     def summary(self, cfg, results, histories):
         """Parameters, accuracy and time per variant; test accuracy against parameters and the

@@ -84,9 +84,13 @@ class MCDropout(DeepTraining):
     def summary(self, cfg, results, histories):
         return {}, {}  # one variant: nothing to compare across
 
-    def train_variant(self, cfg, variant, data, **kwargs):
-        # the plain fit loop (no gradient-norm bookkeeping of the deep-training family)
-        return super(DeepTraining, self).train_variant(cfg, variant, data, **kwargs)
+    # the deep-training network in the plain fit: none of that family's per-technique
+    # bookkeeping (gradient norms, the technique group)
+    def extra_callbacks(self, cfg, variant, data):
+        return []
+
+    def after_training(self, cfg, variant, data, trained, callbacks):
+        return {}
 
     def _predictions(self, cfg, model, data):
         """Deterministic and MC predictions of the test set, computed once per model (the

@@ -21,7 +21,7 @@ from pipeline.data.sources import array_sha256
 from pipeline.data.text import ragged_parts
 from pipeline.errors import ConfigError, DataError
 from pipeline.experiments.bag_of_words import SPLITS, Imdb
-from pipeline.experiments.base import Arrays, Experiment, TrainedVariant
+from pipeline.experiments.base import Arrays, Experiment
 from pipeline.models.multi_io import OUTPUTS, build_multi_io
 from pipeline.serving import binary_output, text_input, value_output
 from pipeline.training import compile_model
@@ -46,6 +46,7 @@ class MultiIO(Experiment):
     #: what the tuning pruner watches: the sentiment's validation loss (the tuned metric is the
     #: sentiment's accuracy; the weighted total would favour a small rating weight)
     monitor = "val_sentiment_loss"
+    reports_best_epoch = True
 
     def __init__(self) -> None:
         self._words = Imdb()  # the note-002 vectors, vectorized once per process and data
@@ -119,14 +120,6 @@ class MultiIO(Experiment):
             metrics={output: METRICS[output]() for output in outputs},
             steps_per_execution=int(cfg.train.steps_per_execution),
         )
-
-    def train_variant(self, cfg, variant, data, **kwargs) -> TrainedVariant:
-        trained = super().train_variant(cfg, variant, data, **kwargs)
-        history = trained.fit.history
-        history = history.get(self.monitor) or history.get("val_loss")  # single output: val_loss
-        if history:
-            trained.metrics["best_epoch"] = int(np.argmin(history)) + 1
-        return trained
 
     # --- scores ---------------------------------------------------------------------------
     def predictions(self, cfg, variant, model, data, split):

@@ -17,7 +17,6 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from pipeline import training
-from pipeline.experiments.base import TrainedVariant
 from pipeline.experiments.classification import ArchitectureChoiceExperiment, n_classes
 from pipeline.models.graphs import build_deep_dense
 from pipeline.training import compile_model
@@ -54,18 +53,20 @@ class Residual(ArchitectureChoiceExperiment):
                              loss="sparse_categorical_crossentropy", metrics=["accuracy"],
                              steps_per_execution=int(cfg.train.steps_per_execution))
 
-    def train_variant(self, cfg, variant, data, *, callbacks=(), **kwargs) -> TrainedVariant:
-        norms = training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")
-        trained = super().train_variant(cfg, variant, data, callbacks=[norms, *callbacks], **kwargs)
-        trained.metrics["params"] = int(trained.model.count_params())
-        trained.metrics["dense_layers"] = len(layer_order(norms.norms["start"]))
-        trained.metrics.update(norms.metrics())
+    def extra_callbacks(self, cfg, variant, data):
+        return [training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")]
+
+    def after_training(self, cfg, variant, data, trained, callbacks):
+        (norms,) = callbacks
+        metrics = {"params": int(trained.model.count_params()),
+                   "dense_layers": len(layer_order(norms.norms["start"])),
+                   **norms.metrics()}
         for moment in MOMENTS:
             layers = norms.norms.get(moment, {})
             if layers.get("hidden1") and layers.get("output"):
                 # < 1: the first layer learns slower than the last (vanishing gradients)
-                trained.metrics[f"grad_ratio_first_last_{moment}"] = layers["hidden1"] / layers["output"]
-        return trained
+                metrics[f"grad_ratio_first_last_{moment}"] = layers["hidden1"] / layers["output"]
+        return metrics
 
     def summary(self, cfg, results, histories):
         """A comparison table (accuracy, gradient ratios, residual / plain first-layer gradient)
