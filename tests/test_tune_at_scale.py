@@ -85,8 +85,10 @@ def wait_until_mid_trial(folder: Path, process: subprocess.Popen, min_complete: 
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        # training, not just starting: its run is open and its parameters are drawn (a trial
+        # killed between the two has no parameters for its retry to repeat)
         running = [t for t in trials if t.state == TrialState.RUNNING
-                   and "mlflow_run_id" in t.user_attrs]  # training, not just starting
+                   and "mlflow_run_id" in t.user_attrs and t.params]
         if len(complete) >= min_complete and running:
             return running[0]
         time.sleep(0.2)
