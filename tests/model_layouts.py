@@ -126,7 +126,7 @@ def builds(cfg) -> list[tuple[str, str, Any, list[tuple[str, Any]]]]:
     found = []
     for name in cfg.experiments:
         exp_cfg = config.experiment_config(cfg, name)
-        experiment = get_experiment(exp_cfg.family)
+        experiment = get_experiment(name)
         for index, variant in enumerate(exp_cfg.variants):  # tune-only ones too: tune builds them
             resolved = experiment.resolve(exp_cfg, variant)
             found.append((name, variant, resolved, []))
@@ -149,7 +149,7 @@ def record(experiment_name: str, variant: str, cfg) -> dict[str, dict]:
     from pipeline.experiments import get_experiment
     from pipeline.experiments.transfer import Transfer
 
-    experiment = get_experiment(cfg.family)
+    experiment = get_experiment(experiment_name)
     data = made_up_data(cfg.dataset)
     found = layouts(experiment.build(cfg, variant, data))
     if isinstance(experiment, Transfer):

@@ -291,7 +291,7 @@ def test_unprepared_ratings_and_unknown_outputs_are_clear_errors(reviews):
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_config_is_registered_and_its_tune_space_names_real_keys(composed, name):
     cfg = config.experiment_config(composed, name)
-    assert get_experiment(name).family == name and cfg.dataset in composed.datasets
+    assert get_experiment(name).name == name and cfg.dataset in composed.datasets
     assert f"experiments/{name}@experiments.{name}" in (config.CONF_DIR / "config.yaml").read_text()
     assert cfg.tune.variant in cfg.variants and cfg.bar
     assert list(cfg.seed_figures) == ["note"] and not set(cfg.seed_figures) & set(cfg.variants)

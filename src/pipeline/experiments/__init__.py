@@ -1,4 +1,4 @@
-"""The registry of source experiments: config ``family`` name -> the code that runs it.
+"""The registry of source experiments: experiment name -> the code that runs it.
 
 Adding an experiment = a module here with an Experiment subclass, an entry below, and a config
 in conf/experiments/. The stages never change.
@@ -23,7 +23,7 @@ from pipeline.experiments.transfer import Transfer
 from pipeline.experiments.wide_deep import WideDeep
 
 REGISTRY: dict[str, Experiment] = {
-    experiment.family: experiment for experiment in (
+    experiment.name: experiment for experiment in (
         WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
         DeepTraining(), MCDropout(), Transfer(),
         Siamese(), MultiIO(),
@@ -32,11 +32,11 @@ REGISTRY: dict[str, Experiment] = {
 }
 
 
-def get_experiment(family: str) -> Experiment:
+def get_experiment(name: str) -> Experiment:
     try:
-        return REGISTRY[family]
+        return REGISTRY[name]
     except KeyError:
         raise ConfigError(
-            f"No experiment code registered for family {family!r}; "
+            f"No experiment code registered for {name!r}; "
             f"valid choices: {', '.join(sorted(REGISTRY))}."
         ) from None

@@ -62,7 +62,7 @@ class MultiHotExperiment(ClassificationExperiment):
             units=int(cfg.model.units),
             activation=cfg.model.activation,
             dropout=float(cfg.model.dropout),
-            name=f"{self.family}_{variant}",
+            name=f"{self.name}_{variant}",
         )
         return compile_model(model, optimizer=cfg.train.optimizer, loss=loss, metrics=["accuracy"],
                              steps_per_execution=int(cfg.train.steps_per_execution))
@@ -71,7 +71,7 @@ class MultiHotExperiment(ClassificationExperiment):
 class Imdb(MultiHotExperiment):
     """Raw reviews -> the 10,000 most frequent words of the training reviews -> 16-16-1."""
 
-    family = "imdb"
+    name = "imdb"
     vector_keys = ("max_tokens",)
 
     def vectorize(self, cfg, data):
@@ -115,7 +115,7 @@ LABEL_LOSSES = {"one_hot": "categorical_crossentropy", "integer": "sparse_catego
 class Reuters(MultiHotExperiment):
     """Newswires as word ids (Keras' top 10,000 words) -> multi-hot -> 64-64-46."""
 
-    family = "reuters"
+    name = "reuters"
     vector_keys = ("num_words",)
 
     def vectorize(self, cfg, data):

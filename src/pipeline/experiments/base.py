@@ -56,13 +56,13 @@ class TrainedVariant:
 
 
 class Experiment:
-    """A family of source experiments (one module per family, registered in the registry).
+    """The code of a source experiment (registered by its name in the registry).
 
     Subclasses say how to build a variant's model, what its inputs/targets are and how it is
     scored; the stages (train, evaluate, tune) do the rest the same way for every experiment.
     """
 
-    family: str = ""
+    name: str = ""  # the experiment it runs: conf/experiments/<name>.yaml
     #: the Keras history key the pruner and early stopping watch
     monitor: str = "val_loss"
     #: whether train_variant reports ``best_epoch``, the epoch of the lowest ``monitor``: where
@@ -211,7 +211,7 @@ class Experiment:
     def servable(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays) -> Servable:
         """The trained variant as a model that takes raw inputs and names its outputs."""
         cfg = self.resolve(cfg, variant)
-        spec = {"experiment": self.family, "variant": variant,
+        spec = {"experiment": self.name, "variant": variant,
                 "input": self.serving_input(cfg, variant, data),
                 "outputs": self.serving_outputs(cfg, variant, data)}
         split = self.serving_split

@@ -19,7 +19,7 @@ from pipeline.training import compile_model
 
 
 class Boston(CrossValidated):
-    family = "boston"
+    name = "boston"
     monitor = "val_mae"  # lower is better, like the tune study's cv_mae_mean (direction minimize)
     splits = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
     evaluated_splits = ("test",)

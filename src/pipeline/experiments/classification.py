@@ -67,7 +67,7 @@ class ClassificationExperiment(Experiment):
             colorbar=False, cmap="Blues",
         )
         display.figure_.set_size_inches((10, 10) if many else (6, 6))
-        display.ax_.set_title(f"{self.family} / {variant}: test set (rows: true class)")
+        display.ax_.set_title(f"{self.name} / {variant}: test set (rows: true class)")
         if many:
             display.ax_.tick_params(labelsize=6)
         display.figure_.tight_layout()

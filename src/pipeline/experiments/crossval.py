@@ -126,7 +126,7 @@ class CrossValidated(Experiment):
     def split(self, cfg, variant, data, split):
         if split not in self.splits:
             raise ConfigError(
-                f"{self.family} has no {split!r} split; it has: {', '.join(self.splits)}.")
+                f"{self.name} has no {split!r} split; it has: {', '.join(self.splits)}.")
         x_key, y_key = self.splits[split]
         return data[x_key].astype("float32"), data[y_key].astype("float32")
 
@@ -207,10 +207,10 @@ class CrossValidated(Experiment):
                 fold_scores.append(self.metrics_of(y[val_rows], predict(model, x[val_rows])))
                 report(fold_scores[-1])
             fold_fits.append(fit)
-            model.name = f"{self.family}_fold{fold}"  # unique names inside an ensemble
+            model.name = f"{self.name}_fold{fold}"  # unique names inside an ensemble
             fold_models.append(model)
         if final_kind == "fold_ensemble":
-            final = build_average_ensemble(fold_models, name=self.family, input_name="features")
+            final = build_average_ensemble(fold_models, name=self.name, input_name="features")
             fits = fold_fits
         else:
             # As many epochs as the folds ran (the median, should early stopping end them

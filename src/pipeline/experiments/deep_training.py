@@ -23,7 +23,7 @@ from pipeline.training import compile_model
 
 
 class DeepTraining(FashionClassifier):
-    family = "deep_training"
+    name = "deep_training"
 
     def variants(self, cfg) -> list[str]:
         groups = list(cfg.train.groups)
@@ -83,7 +83,7 @@ class DeepTraining(FashionClassifier):
                 axis.plot(range(1, len(curve) + 1), curve, label=row["variant"])
             axis.set_xlabel("epoch")
             axis.set_ylabel("validation accuracy")
-            axis.set_title(f"{self.family}: {group}")
+            axis.set_title(f"{self.name}: {group}")
             axis.grid(alpha=0.3)
             axis.legend(fontsize=8)
             figure.tight_layout()

@@ -29,7 +29,7 @@ SPLITS = {"test": "test", "valid": "val"}
 
 
 class Ensemble(FashionClassifier):
-    family = "ensemble"
+    name = "ensemble"
 
     def member_specs(self, cfg) -> list[tuple[str, dict[str, Any]]]:
         """``[("member1", {kind: dense, hidden: [...]}), ...]``, validated."""
@@ -153,7 +153,7 @@ class Ensemble(FashionClassifier):
             low = min(values)
             axis.set_ylim(low - 0.02, max(values) + 0.01)
             axis.set_ylabel("test accuracy")
-            axis.set_title(f"{self.family} / {variant}: members vs their average")
+            axis.set_title(f"{self.name} / {variant}: members vs their average")
             axis.grid(alpha=0.3, axis="y")
             figure.tight_layout()
             figures[f"{variant}_members.png"] = figure

@@ -13,7 +13,7 @@ NETWORKS = ("softmax", "l2_l1", "max_norm", "dropout")
 
 
 class FashionRegularization(FashionClassifier):
-    family = "fashion_regularization"
+    name = "fashion_regularization"
 
     def network_layers(self, cfg, variant) -> dict:
         """Layer arguments of a variant's network; their strengths come from ``model``."""

@@ -10,7 +10,7 @@ from pipeline.training import compile_model
 
 
 class Inception(ArchitectureChoiceExperiment):
-    family = "inception"
+    name = "inception"
 
     architectures = tuple(CONV_ARCHITECTURES)
 

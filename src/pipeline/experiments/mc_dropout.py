@@ -76,7 +76,7 @@ def uncertainty_scores(labels: np.ndarray, deterministic: np.ndarray, samples: n
 
 
 class MCDropout(DeepTraining):
-    family = "mc_dropout"
+    name = "mc_dropout"
 
     def variants(self, cfg) -> list[str]:
         return list(cfg.variants)
@@ -84,7 +84,7 @@ class MCDropout(DeepTraining):
     def summary(self, cfg, results, histories):
         return {}, {}  # one variant: nothing to compare across
 
-    # the deep-training network in the plain fit: none of that family's per-technique
+    # the deep-training network in the plain fit: none of that experiment's per-technique
     # bookkeeping (gradient norms, the technique group)
     def extra_callbacks(self, cfg, variant, data):
         return []

@@ -42,7 +42,7 @@ def log_word_counts(data: Arrays, split: str) -> np.ndarray:
 
 
 class MultiIO(Experiment):
-    family = "multi_io"
+    name = "multi_io"
     #: what the tuning pruner watches: the sentiment's validation loss (the tuned metric is the
     #: sentiment's accuracy; the weighted total would favour a small rating weight)
     monitor = "val_sentiment_loss"

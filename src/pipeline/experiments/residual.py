@@ -39,7 +39,7 @@ def gradient_profile(entry: dict, moment: str) -> dict[str, float]:
 
 
 class Residual(ArchitectureChoiceExperiment):
-    family = "residual"
+    name = "residual"
 
     architectures = ARCHITECTURES
 

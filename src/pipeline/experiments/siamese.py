@@ -66,7 +66,7 @@ def make_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray,
 
 
 class Siamese(ClassificationExperiment):
-    family = "siamese"
+    name = "siamese"
 
     # --- pairs ----------------------------------------------------------------------------
     def pair_indices(self, cfg, data: Arrays, split: str):

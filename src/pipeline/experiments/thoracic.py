@@ -23,7 +23,7 @@ EPSILON = 1e-7
 
 
 class Thoracic(CrossValidated):
-    family = "thoracic"
+    name = "thoracic"
     monitor = "val_auc"  # higher is better, like the tune study's cv_auc_mean (direction maximize)
     splits = {"train": ("x", "y")}  # every patient; the folds hold out the validation rows
     # no test split: the final model is scored on the rows it learned, which is what the note's

@@ -47,7 +47,7 @@ def accuracy(model, x, y) -> float:
 
 
 class Transfer(ClassificationExperiment):
-    family = "transfer"
+    name = "transfer"
 
     def __init__(self) -> None:
         self._model_a_cache: dict[str, TrainedVariant] = {}
@@ -65,7 +65,7 @@ class Transfer(ClassificationExperiment):
     def task_b_servable(self, model, data) -> Servable:
         """model_B or model_B_on_A as a logged model: a 28x28 image in, "Shirt" or "Sandal" out."""
         x_b, _ = self._task_b(data, "test")
-        spec = {"experiment": self.family, "variant": model.name,
+        spec = {"experiment": self.name, "variant": model.name,
                 "input": image_input(shape=x_b.shape[1:]),
                 "outputs": [binary_output("class", [FASHION_CLASSES[SANDAL], FASHION_CLASSES[SHIRT]])]}
         return Servable(model, spec, raw_test=head(x_b, CHECK_ROWS), network_test=head(x_b, CHECK_ROWS))

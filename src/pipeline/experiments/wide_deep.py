@@ -23,7 +23,7 @@ FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOcc
 
 
 class WideDeep(Experiment):
-    family = "wide_deep"
+    name = "wide_deep"
 
     def _inputs(self, cfg: DictConfig, variant: str, x: np.ndarray) -> dict[str, np.ndarray]:
         cfg = self.resolve(cfg, variant)  # a variant may change the features (idempotent)
