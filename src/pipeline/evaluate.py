@@ -20,11 +20,11 @@ from pipeline import cli
 from pipeline.config import experiment_config, load
 
 
-def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> dict[str, float]:
-    """``{seed_test_rmse: 0.56, diff_test_rmse: ours - seed}`` for every figure the seed reports."""
+def compare_with_note(ours: dict[str, float], note: dict[str, float] | None) -> dict[str, float]:
+    """``{note_test_rmse: 0.56, diff_test_rmse: ours - note}`` for every figure the source note reports."""
     result: dict[str, float] = {}
-    for key, figure in (seed or {}).items():
-        result[f"seed_{key}"] = figure
+    for key, figure in (note or {}).items():
+        result[f"note_{key}"] = figure
         if key in ours:
             result[f"diff_{key}"] = round(ours[key] - figure, 6)
     return result
@@ -108,7 +108,7 @@ def main(args: list[str]) -> int:
     run_record = read_json(f"models/{name}/runs.json")
     runs, models = run_record["variants"], run_record.get("models", {})
     # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
-    seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
+    note_figures = OmegaConf.to_container(exp_cfg.note_figures) if exp_cfg.get("note_figures") else {}
 
     report: dict[str, dict] = {"variants": {}, "baseline": experiment.baseline(exp_cfg, data)}
     with atomic_dir(f"plots/{name}/evaluate") as plot_dir:
@@ -118,11 +118,11 @@ def main(args: list[str]) -> int:
             measured = experiment.evaluation(run_cfg, variant, model, data)
             during_training = read_json(f"models/{name}/{variant}.metrics.json")
             entry = {**measured, **during_training,
-                     **compare_with_seed({**during_training, **measured}, seed_figures.get(variant))}
+                     **compare_with_note({**during_training, **measured}, note_figures.get(variant))}
             report["variants"][variant] = entry
             figure = experiment.figure(run_cfg, variant, model, data)
             with tracking.run(variant, run_id=runs[variant]):
-                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")},
+                tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("note_")},
                                      model_id=models.get(variant))
                 tracking.log_metrics({f"baseline_{k}": v for k, v in report["baseline"].items()})
                 if figure is not None:

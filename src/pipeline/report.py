@@ -37,7 +37,7 @@ class Row:
     experiment: str
     variant: str
     metric: str
-    seed: float | None
+    note: float | None  # the source note's figure
     ours: float | None  # None for a variant only the tune stage trains
     std: float | None
     tuned: float | None
@@ -47,7 +47,7 @@ class Row:
     @property
     def diff(self) -> float | None:
         measured = self.ours if self.ours is not None else self.tuned
-        return None if self.seed is None or measured is None else measured - self.seed
+        return None if self.note is None or measured is None else measured - self.note
 
 
 def _number(value: Any) -> float | None:
@@ -77,19 +77,19 @@ def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str,
                     tuned_value = _number(tuned.get("best_value"))
             rows.append(Row(
                 experiment=name, variant=variant, metric=metric,
-                seed=_number(entry.get(f"seed_{metric}")), ours=float(entry[metric]),
+                note=_number(entry.get(f"note_{metric}")), ours=float(entry[metric]),
                 std=_number(entry.get(std_key)) if std_key else None, tuned=tuned_value,
                 seconds=_number(entry.get("train_seconds")), run_id=runs.get(variant),
             ))
     if tuned and tune_variant and tune_variant not in metrics["variants"]:
         # a tune-only variant (wide & deep's `search`): the train stage never ran it, so the
-        # tuned test score is its only figure, beside the seed's figure for the same metric
-        seeds = {m: _number(e.get(f"seed_{m}")) for e in metrics["variants"].values() for m in wanted}
+        # tuned test score is its only figure, beside the note's figure for the same metric
+        notes = {m: _number(e.get(f"note_{m}")) for e in metrics["variants"].values() for m in wanted}
         for metric in wanted:
             value = _number((tuned.get("best_test") or {}).get(metric))
             if value is not None:
                 rows.append(Row(experiment=name, variant=f"{tune_variant} (tune only)",
-                                metric=metric, seed=seeds.get(metric), ours=None, std=None,
+                                metric=metric, note=notes.get(metric), ours=None, std=None,
                                 tuned=value, seconds=None, run_id=None))
     return rows
 
@@ -111,9 +111,9 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 
 def table(rows: list[Row]) -> list[list[str]]:
-    header = ["experiment", "variant", "metric", "seed", "ours", "diff", "tuned", "train s", "MLflow run"]
+    header = ["experiment", "variant", "metric", "note", "ours", "diff", "tuned", "train s", "MLflow run"]
     body = [[
-        r.experiment, r.variant, r.metric, _fmt(r.seed),
+        r.experiment, r.variant, r.metric, _fmt(r.note),
         _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
         ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
         _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12],
@@ -129,18 +129,18 @@ def markdown_table(cells: list[list[str]]) -> str:
 
 
 def comparison_figure(name: str, rows: list[Row]):
-    """Ours (with std bars) beside the seed's figure and the tuned result, per variant."""
+    """Ours (with std bars) beside the note's figure and the tuned result, per variant."""
     from pipeline.plots import plt
 
     figure, axis = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 3.4))
     labels = [f"{r.variant}\n{r.metric}" for r in rows]
     x = range(len(rows))
     width = 0.27
-    axis.bar([i - width for i in x], [r.seed or 0 for r in rows], width, label="seed", color="#bbbbbb")
+    axis.bar([i - width for i in x], [r.note or 0 for r in rows], width, label="note", color="#bbbbbb")
     axis.bar(list(x), [r.ours or 0 for r in rows], width, yerr=[r.std or 0 for r in rows],
              label="ours", color="#1f77b4", capsize=3)
     axis.bar([i + width for i in x], [r.tuned or 0 for r in rows], width, label="tuned", color="#2ca02c")
-    values = [v for r in rows for v in (r.seed, r.ours, r.tuned) if v]
+    values = [v for r in rows for v in (r.note, r.ours, r.tuned) if v]
     if values and min(values) > 0 and max(values) <= 1:  # accuracies: zoom where they differ
         axis.set_ylim(max(0.0, min(values) - 0.05), 1.0)
     axis.set_xticks(list(x), labels, fontsize=7, rotation=30, ha="right")
@@ -177,7 +177,7 @@ def render_html(title: str, intro: str, cells: list[list[str]], errata: dict[str
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{html.escape(intro)}</p><table><tr>{head}</tr>{rows}</table>"
-            f"<h2>Errata: where a seed's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
+            f"<h2>Errata: where a note's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
             "</body></html>")
 
 
@@ -224,14 +224,14 @@ def main(args: list[str]) -> int:
         if experiment_rows_:
             images[f"{name}.png"] = _png(comparison_figure(name, experiment_rows_))
     cells = table(rows)
-    title = "Source experiments: the seeds' figures against ours"
+    title = "Source experiments: the notes' figures against ours"
     intro = (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
              f"commit {git_commit()}. 'ours' is the variant's score (mean ± std over folds or seeds "
              "where several ran); 'tuned' is the tune stage's best trial on the same split; "
              "'train s' the training wall time of the variant; MLflow run: the variant's train run.")
     markdown = "\n\n".join([
         f"# {title}", intro, markdown_table(cells),
-        "## Errata: where a seed's figure misleads",
+        "## Errata: where a note's figure misleads",
         *[f"**{name}.** {text}" for name, text in errata.items()],
         "## Figures", *[f"![{n}](figures/{n})" for n in images],
     ]) + "\n"

@@ -138,7 +138,7 @@ def _experiment_errors(cfg: DictConfig) -> Iterator[str]:
         tree = _plain(cfg.get(section))
         for path, parent, leaf, value in _leaves(tree, (section,)):
             rule = PARENT_RULES.get((parent, leaf)) or RULES.get(leaf)
-            if "seed_figures" in path or "bar" in path or "space" in path:
+            if "note_figures" in path or "bar" in path or "space" in path:
                 continue  # the notes' figures and the bars are measurements, not settings
             if rule is not None and not rule.check(value):
                 yield f"{'.'.join(path)}={value!r}: must be {rule.says}"
