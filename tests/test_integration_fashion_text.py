@@ -25,7 +25,7 @@ def test_fashion_regularization(tmp_path, env):
         assert scores["epochs"] == (1 if name.endswith("_1epoch") else 2)
     softmax = variants["softmax_1epoch"]
     assert softmax["note_test_accuracy"] == 0.8221 and "diff_test_accuracy" in softmax
-    assert metrics["bar"]["test_accuracy_min"]["softmax_early_stopped"] == 0.84
+    assert metrics["bar"]["rules"]["test_accuracy_min"]["threshold"]["softmax_early_stopped"] == 0.84
     assert (tmp_path / "plots/fashion_regularization/evaluate/dropout_1epoch.png").is_file()
 
 

@@ -289,7 +289,7 @@ def test_note_003_graphs_on_the_real_data(mirror, tmp_path, tracking_store):
     # one epoch is enough for the residual network; the plain one may still be near chance (0.1)
     assert residual["variants"]["residual"]["val_accuracy"] > 0.5
     assert residual["tables"]["residual_vs_plain"]["first_layer_grad_ratio_start"] > 0
-    assert residual["bar"]["residual_val_accuracy_min"] == 0.86
+    assert residual["bar"]["rules"]["val_accuracy_min"]["threshold"] == {"residual": 0.86}
     assert (tmp_path / "plots/residual/evaluate/gradient_norms.png").is_file()
 
     inception = metrics["inception"]["variants"]

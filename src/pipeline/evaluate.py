@@ -96,7 +96,7 @@ def main(args: list[str]) -> int:
     import mlflow
     from omegaconf import OmegaConf
 
-    from pipeline import plots, tracking
+    from pipeline import bars, plots, tracking
     from pipeline.data.store import load_prepared
     from pipeline.experiments import get_experiment
     from pipeline.io import atomic_dir, read_json, write_json
@@ -142,7 +142,7 @@ def main(args: list[str]) -> int:
                     tracking.log_figure(figure, file_name)
                     plots.save(figure, plot_dir / file_name)
                 mlflow.log_dict(tables, "tables.json")
-    report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
+    report["bar"] = bars.check(exp_cfg.get("bar"), report["variants"], report["baseline"], settings_of(cfg))
     report["registry"] = register_best(cfg, report["variants"], run_record)
     settings = settings_of(cfg)
     write_json(f"metrics/headline/{name}.json",
