@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import run_module
+from pipeline import bars
 from pipeline.report import Row, errata_text, experiment_rows, markdown_table, table
 
 PARAMS = {
@@ -30,6 +31,10 @@ METRICS = {
     "folds": {"variants": {"only": {"cv_mae_mean": 2.4, "cv_mae_std": 0.3, "test_mae": 2.7}},
               "baseline": {}, "bar": {}},
 }
+# as evaluate writes them: cls meets its bar, folds misses one rule of two
+METRICS["cls"]["bar"] = bars.check({"test_accuracy_min": 0.8}, METRICS["cls"]["variants"])
+METRICS["folds"]["bar"] = bars.check({"cv_mae_mean_max": 2.6, "test_mae_max": 2.5},
+                                     METRICS["folds"]["variants"])
 
 
 def write(path, data):
@@ -74,7 +79,7 @@ def test_mean_comes_with_its_std_and_unlisted_metrics_fall_back_to_the_first_tes
     assert fallback.metric == "test_mae"
     cells = table([row])
     assert cells[1][4] == "2.4 ± 0.3" and cells[1][3] == "–"
-    assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 9
+    assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 10
 
 
 def test_a_tune_only_variant_gets_a_row_of_its_tuned_test_score_beside_the_note():
@@ -105,6 +110,10 @@ def test_report_stage_writes_markdown_and_self_contained_html(project):
     markdown = (project / "reports/report.md").read_text()
     assert "| cls | short | val_accuracy | 0.85 | 0.83 | -0.02 | – | 12.5 | run-cls-shor |" in markdown
     assert "| folds | only | cv_mae_mean | – | 2.4 ± 0.3 |" in markdown
+    # the bar column: on each experiment's first row, the rules missed named with their figures
+    assert "| cls | short | test_accuracy | – | 0.81 | – | – | 12.5 | run-cls-shor | met |" in markdown
+    assert "| run-cls-shor |  |" in markdown  # cls's later rows leave it empty
+    assert "| not met: test_mae_max (only 2.7: needs <= 2.5) |" in markdown
     assert "The note's 0.85 was on the test set" in markdown
     assert "![cls.png](figures/cls.png)" in markdown
     assert (project / "reports/figures/cls.png").read_bytes()[:4] == b"\x89PNG"
@@ -153,3 +162,20 @@ def test_readme_table_sync_replaces_only_the_marked_block():
     assert "(2 rows)" in updated and "| 3 | 4 |" in updated and "not" not in updated and "old" not in updated
     with pytest.raises(SystemExit, match="report-table"):
         sync.synced("no markers here", report)
+
+
+def test_the_bar_column_stands_on_each_experiments_first_row():
+    rows = [Row("e", v, "m", note=None, ours=0.5, std=None, tuned=None, seconds=None, run_id=None)
+            for v in ("a", "b")] + [Row("f", "a", "m", None, 0.5, None, None, None, None)]
+    cells = table(rows, {"e": "not met: m_min (a 0.5: needs >= 0.6)"})
+    assert cells[0][-1] == "bar"
+    assert [row[-1] for row in cells[1:]] == ["not met: m_min (a 0.5: needs >= 0.6)", "", "–"]
+
+
+def test_the_usage_text_is_the_module_docstring():
+    import pipeline.report
+
+    usage = pipeline.report.__doc__
+    assert "usage: python -m pipeline.report" in usage
+    for name in ("metrics/<experiment>.json", "reports/report.md", "report.metrics", "errata", "bar"):
+        assert name in usage

@@ -1,17 +1,25 @@
-"""Every source experiment against its seed, from what the stages wrote (it never trains).
+"""Every source experiment against its note's figures and its bar, from what the stages wrote.
 
-    python -m pipeline.report
+usage: python -m pipeline.report [<override> ...]
 
-Reads metrics/<experiment>.json (evaluate), tuning/<experiment>/best_params.json (tune) and
-models/<experiment>/runs.json (train) for every experiment in params.yaml, and renders
-reports/report.md and a self-contained reports/report.html (figures embedded). One row per
-experiment, variant and reported metric: the seed's figure, ours (mean ± std where folds or
-seeds ran), the difference, the tuned result, the training wall time and the MLflow run id.
+    python -m pipeline.report          # every experiment in params.yaml; never trains
+    dvc repro report                   # the same, as the pipeline's last stage
 
-Which metrics a row shows is the experiment's ``report.metrics`` (the first listed that the
-variant measured, plus any other listed one it measured); ``report.errata`` is a text explaining
-where the seed's figure misleads, with ``{variants[v][metric]}``/``{baseline[metric]}`` fields
-filled from the metrics file, so the numbers in it are always the measured ones.
+Reads, for every experiment: metrics/<experiment>.json (evaluate), models/<experiment>/runs.json
+(train) and, when the tune stage ran, tuning/<experiment>/best_params.json. A missing metrics or
+runs file stops it, naming the stage to run, before anything is written.
+
+Writes reports/report.md, a self-contained reports/report.html (figures embedded) and
+reports/figures/<experiment>.png. The table has one row per experiment, variant and reported
+metric: the note's figure, ours (mean ± std where folds or seeds ran), the difference, the tuned
+result, the training wall time, the MLflow run id and, on the experiment's first row, its bar as
+evaluate checked it (pipeline.bars): met, not met with the rules missed and their figures, not
+checked (a variant that did not run), or – (no bar).
+
+Set per experiment in conf/experiments/<name>.yaml: ``report.metrics`` (the first listed that a
+variant measured, plus any other listed one it measured; without it, its first test metric) and
+``errata``, a text on where the note's figure misleads, whose ``{variants[v][metric]}`` and
+``{baseline[metric]}`` fields are filled from the metrics file, so its numbers are the measured ones.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pipeline.config import load
 from pipeline.errors import MissingInput
 
 REPORT_DIR = "reports"
+TITLE = "Source experiments: the notes' figures against ours"
 
 
 @dataclass
@@ -110,14 +119,20 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 100 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
-def table(rows: list[Row]) -> list[list[str]]:
-    header = ["experiment", "variant", "metric", "note", "ours", "diff", "tuned", "train s", "MLflow run"]
-    body = [[
-        r.experiment, r.variant, r.metric, _fmt(r.note),
-        _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
-        ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
-        _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12],
-    ] for r in rows]
+def table(rows: list[Row], bars: Mapping[str, str] | None = None) -> list[list[str]]:
+    """The cells, header first; an experiment's bar (``bars``) stands on its first row."""
+    header = ["experiment", "variant", "metric", "note", "ours", "diff", "tuned", "train s",
+              "MLflow run", "bar"]
+    body, shown = [], set()
+    for r in rows:
+        bar = "" if r.experiment in shown else (bars or {}).get(r.experiment, "–")
+        shown.add(r.experiment)
+        body.append([
+            r.experiment, r.variant, r.metric, _fmt(r.note),
+            _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
+            ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
+            _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12], bar,
+        ])
     return [header, *body]
 
 
@@ -204,45 +219,75 @@ def read_inputs(cfg) -> dict[str, dict[str, Any]]:
     return inputs
 
 
-def main(args: list[str]) -> int:
-    cfg = load(args)
+@dataclass
+class Sections:
+    """What the report shows, gathered from the stages' outputs."""
+
+    rows: list[Row]
+    bars: dict[str, str]      # experiment -> met / not met: <rules> / not checked / –
+    errata: dict[str, str]    # experiment -> its errata, numbers filled in
+    images: dict[str, bytes]  # file name -> PNG of the experiment's comparison figure
+
+
+def gather(cfg, inputs: Mapping[str, Mapping[str, Any]]) -> Sections:
+    """Rows, bar, errata and comparison figure of every experiment read."""
     from omegaconf import OmegaConf
 
-    from pipeline.io import atomic_dir
-    from pipeline.tracking import git_commit
+    from pipeline import bars
 
-    inputs = read_inputs(cfg)
-    rows: list[Row] = []
-    errata: dict[str, str] = {}
-    images: dict[str, bytes] = {}
+    sections = Sections(rows=[], bars={}, errata={}, images={})
     for name, found in inputs.items():
         exp_cfg = OmegaConf.to_container(cfg.experiments[name], resolve=True)
-        experiment_rows_ = experiment_rows(name, exp_cfg, found["metrics"], found["tuned"], found["runs"])
-        rows += experiment_rows_
+        rows = experiment_rows(name, exp_cfg, found["metrics"], found["tuned"], found["runs"])
+        sections.rows += rows
+        sections.bars[name] = bars.summary(found["metrics"].get("bar"))
         if exp_cfg.get("errata"):
-            errata[name] = errata_text(str(exp_cfg["errata"]).strip(), found["metrics"])
-        if experiment_rows_:
-            images[f"{name}.png"] = _png(comparison_figure(name, experiment_rows_))
-    cells = table(rows)
-    title = "Source experiments: the notes' figures against ours"
-    intro = (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
-             f"commit {git_commit()}. 'ours' is the variant's score (mean ± std over folds or seeds "
-             "where several ran); 'tuned' is the tune stage's best trial on the same split; "
-             "'train s' the training wall time of the variant; MLflow run: the variant's train run.")
-    markdown = "\n\n".join([
+            sections.errata[name] = errata_text(str(exp_cfg["errata"]).strip(), found["metrics"])
+        if rows:
+            sections.images[f"{name}.png"] = _png(comparison_figure(name, rows))
+    return sections
+
+
+def intro_text(commit: str) -> str:
+    return (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
+            f"commit {commit}. 'ours' is the variant's score (mean ± std over folds or seeds "
+            "where several ran); 'tuned' is the tune stage's best trial on the same split; "
+            "'train s' the training wall time of the variant; MLflow run: the variant's train run; "
+            "'bar' the experiment's bar (conf/experiments/<name>.yaml) as the evaluate stage checked it.")
+
+
+def render_markdown(title: str, intro: str, cells: list[list[str]], errata: dict[str, str],
+                    images: dict[str, bytes]) -> str:
+    return "\n\n".join([
         f"# {title}", intro, markdown_table(cells),
         "## Errata: where a note's figure misleads",
         *[f"**{name}.** {text}" for name, text in errata.items()],
         "## Figures", *[f"![{n}](figures/{n})" for n in images],
     ]) + "\n"
+
+
+def write_report(sections: Sections, commit: str) -> None:
+    """reports/report.md, reports/report.html and reports/figures/, all at once or none."""
+    from pipeline.io import atomic_dir
+
+    cells, intro = table(sections.rows, sections.bars), intro_text(commit)
     with atomic_dir(REPORT_DIR) as out:
         (out / "figures").mkdir()
-        for file_name, png in images.items():
+        for file_name, png in sections.images.items():
             (out / "figures" / file_name).write_bytes(png)
-        (out / "report.md").write_text(markdown)
-        (out / "report.html").write_text(render_html(title, intro, cells, errata, images))
-    cli.progress(f"report: {len(rows)} rows for {len(inputs)} experiments -> {REPORT_DIR}/report.md, "
-                 f"{REPORT_DIR}/report.html")
+        (out / "report.md").write_text(render_markdown(TITLE, intro, cells, sections.errata, sections.images))
+        (out / "report.html").write_text(render_html(TITLE, intro, cells, sections.errata, sections.images))
+
+
+def main(args: list[str]) -> int:
+    cfg = load(args)  # a bad override fails here, before MLflow is imported
+    from pipeline.tracking import git_commit
+
+    inputs = read_inputs(cfg)
+    sections = gather(cfg, inputs)
+    write_report(sections, git_commit())
+    cli.progress(f"report: {len(sections.rows)} rows for {len(inputs)} experiments -> "
+                 f"{REPORT_DIR}/report.md, {REPORT_DIR}/report.html")
     return 0
 
 
