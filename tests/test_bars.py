@@ -135,7 +135,7 @@ def test_a_minimized_selection_metric_picks_the_lowest():
     ({"test_accuracy_min": "high"}, "bar.test_accuracy_min='high': must be a number"),
     ({"test_accuracy_min": True}, "must be a number"),
     ({"per_seed_count_min": 2.5}, "must be a whole number >= 0"),
-    ({"test_rating_mae_below": True}, "(test_rating_mae_below: baseline, not true)"),
+    ({"test_rating_mae_below": True}, "must be 'baseline', a variant's name or another metric's name (say what: test_rating_mae_below: baseline, not true)"),
     ({"test_accuracy_min": {}}, "an empty mapping"),
     ({"best_best_member_min": 0.5}, "the metric 'best_member' starts with 'best_'"),
 ])

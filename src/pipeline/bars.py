@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 from pipeline.errors import ConfigError
 
@@ -113,7 +113,7 @@ def _value_ok(kind: str, value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def form_errors(bar: Mapping[str, Any] | None, variants: Iterable[str] | None = None,
+def form_errors(bar: Mapping[str, Any] | None, variants: Collection[str] | None = None,
                 groups: Collection[str] = (), where: str = "bar") -> list[str]:
     """One line per rule of ``bar`` whose name or value breaks the grammar (no metrics needed).
 
@@ -137,7 +137,7 @@ def form_errors(bar: Mapping[str, Any] | None, variants: Iterable[str] | None = 
         for key, each in values.items():
             at = f"{where}.{name}" + (f".{key}" if key is not None else "")
             if not _value_ok(rule.kind, each):
-                hint = f" ({name[: -len(rule.test) - 1]}_{rule.test}: {BASELINE}, not true)" \
+                hint = f" (say what: {name}: {BASELINE}, not true)" \
                     if rule.kind == "reference" and isinstance(each, bool) else ""
                 errors.append(f"{at}={each!r}: must be {says}{hint}")
             if key is not None and known is not None and key not in known:
