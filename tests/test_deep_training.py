@@ -234,7 +234,7 @@ def test_note_004_experiments_on_the_real_data(mirror, tmp_path, tracking_store)
     assert all(entry["val_accuracy"] > 0.5 for entry in deep["variants"].values())
     assert (tmp_path / "plots/deep_training/evaluate/optimizers.png").is_file()
     mc = json.loads((tmp_path / "metrics/mc_dropout.json").read_text())["variants"]["dropout_0_2"]
-    assert mc["test_accuracy_mc"] > 0.7 and mc["seed_test_accuracy_mc"] == 0.0942
+    assert mc["test_accuracy_mc"] > 0.7 and mc["note_test_accuracy_mc"] == 0.0942
     transfer = json.loads((tmp_path / "metrics/transfer.json").read_text())["variants"]["transfer_comparison"]
     assert len(transfer["b_on_a_test_accuracy_per_seed"]) == 2 and "paired_t_pvalue" in transfer
-    assert transfer["seed_b_on_a_test_accuracy_mean"] == 0.9945
+    assert transfer["note_b_on_a_test_accuracy_mean"] == 0.9945

@@ -235,7 +235,7 @@ def test_unknown_label_encoding_lists_choices(newswires):
 def test_config_is_registered_and_its_tune_space_names_real_keys(composed, name):
     cfg = config.experiment_config(composed, name)
     assert get_experiment(name).name == name and cfg.dataset in composed.datasets
-    assert cfg.tune.variant in cfg.variants and set(cfg.seed_figures) <= set(cfg.variants)
+    assert cfg.tune.variant in cfg.variants and set(cfg.note_figures) <= set(cfg.variants)
     for path in search_space(OmegaConf.to_container(cfg.tune.space)):
         assert OmegaConf.select(cfg, path, default="missing") != "missing", path
         # a variant's own value would win over the trial's suggestion

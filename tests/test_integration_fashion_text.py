@@ -24,8 +24,8 @@ def test_fashion_regularization(tmp_path, env):
         assert 0.6 < scores["test_accuracy"] <= 1 and 0.6 < scores["val_accuracy"] <= 1, name
         assert scores["epochs"] == (1 if name.endswith("_1epoch") else 2)
     softmax = variants["softmax_1epoch"]
-    assert softmax["seed_test_accuracy"] == 0.8221 and "diff_test_accuracy" in softmax
-    assert metrics["bar"]["test_accuracy_min"]["softmax_early_stopped"] == 0.84
+    assert softmax["note_test_accuracy"] == 0.8221 and "diff_test_accuracy" in softmax
+    assert metrics["bar"]["rules"]["test_accuracy_min"]["threshold"]["softmax_early_stopped"] == 0.84
     assert (tmp_path / "plots/fashion_regularization/evaluate/dropout_1epoch.png").is_file()
 
 
@@ -38,7 +38,7 @@ def test_imdb(tmp_path, env):
     for name, scores in metrics["variants"].items():
         assert scores["test_accuracy"] > 0.8, name
         assert scores["epochs"] == 2
-    assert metrics["variants"]["early_stopped"]["seed_val_accuracy"] == 0.8924
+    assert metrics["variants"]["early_stopped"]["note_val_accuracy"] == 0.8924
     history = (tmp_path / "plots/imdb/history/epochs_20.csv").read_text().splitlines()
     assert history[0].startswith("epoch,") and "val_accuracy" in history[0] and len(history) == 3
 

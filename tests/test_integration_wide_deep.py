@@ -74,7 +74,7 @@ def test_repro_runs_every_stage_and_writes_metrics(repro):
     for scores in metrics["variants"].values():
         assert 0 < scores["test_rmse"] < metrics["baseline"]["rmse"]  # beats the null model
     two_outputs = metrics["variants"]["two_outputs"]
-    assert two_outputs["seed_test_rmse"] == 0.56 and "diff_test_rmse" in two_outputs
+    assert two_outputs["note_test_rmse"] == 0.56 and "diff_test_rmse" in two_outputs
     assert "test_rmse_aux" in two_outputs
     headline = json.loads((project / "metrics/headline/wide_deep.json").read_text())
     assert headline["variant"] == metrics["registry"]["variant"]  # the registered one

@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from pipeline import config
 from pipeline.errors import ConfigError
-from pipeline.evaluate import compare_with_seed
+from pipeline.evaluate import compare_with_note
 from pipeline.io import atomic_dir, atomic_path, write_json, read_json
 from pipeline.tune import search_space, settings_of, suggest
 
@@ -37,9 +37,9 @@ def test_json_roundtrip(tmp_path):
     assert read_json(tmp_path / "m.json") == {"a": 1.5}
 
 
-def test_seed_comparison():
-    assert compare_with_seed({"test_rmse": 0.57}, {"test_rmse": 0.56, "test_loss": 0.3}) == {
-        "seed_test_rmse": 0.56, "diff_test_rmse": 0.01, "seed_test_loss": 0.3}
+def test_note_comparison():
+    assert compare_with_note({"test_rmse": 0.57}, {"test_rmse": 0.56, "test_loss": 0.3}) == {
+        "note_test_rmse": 0.56, "diff_test_rmse": 0.01, "note_test_loss": 0.3}
 
 
 def wide_deep():

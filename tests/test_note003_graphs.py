@@ -164,7 +164,7 @@ def test_artifact_dir_logs_files_to_the_active_run(tmp_path, tracking_store):
         "tensorboard/train/events.out.tfevents.1"]
 
 
-def test_configs_enable_tensorboard_and_keep_note_003_without_seed_figures():
+def test_configs_enable_tensorboard_and_keep_note_003_without_note_figures():
     composed = config.compose()
     for name in ("residual", "inception"):
         assert composed.experiments[name].train.tensorboard.histogram_freq == 1
@@ -172,7 +172,7 @@ def test_configs_enable_tensorboard_and_keep_note_003_without_seed_figures():
         cfg = composed.experiments[name]
         assert cfg.dataset == "fashion_mnist"
         # the note has no figures: an empty entry per variant (the evaluate stage needs a mapping)
-        assert OmegaConf.to_container(cfg.seed_figures) == {v: {} for v in cfg.variants} and cfg.bar
+        assert OmegaConf.to_container(cfg.note_figures) == {v: {} for v in cfg.variants} and cfg.bar
         assert 1 <= cfg.tune.n_trials <= 4 and cfg.tune.variant in cfg.variants
 
 
@@ -291,7 +291,7 @@ def test_note_003_graphs_on_the_real_data(mirror, tmp_path, tracking_store):
     # one epoch is enough for the residual network; the plain one may still be near chance (0.1)
     assert residual["variants"]["residual"]["val_accuracy"] > 0.5
     assert residual["tables"]["residual_vs_plain"]["first_layer_grad_ratio_start"] > 0
-    assert residual["bar"]["residual_val_accuracy_min"] == 0.86
+    assert residual["bar"]["rules"]["val_accuracy_min"]["threshold"] == {"residual": 0.86}
     assert (tmp_path / "plots/residual/evaluate/gradient_norms.png").is_file()
 
     inception = metrics["inception"]["variants"]

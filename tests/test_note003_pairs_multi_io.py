@@ -294,7 +294,7 @@ def test_config_is_registered_and_its_tune_space_names_real_keys(composed, name)
     assert get_experiment(name).name == name and cfg.dataset in composed.datasets
     assert f"experiments/{name}@experiments.{name}" in (config.CONF_DIR / "config.yaml").read_text()
     assert cfg.tune.variant in cfg.variants and cfg.bar
-    assert list(cfg.seed_figures) == ["note"] and not set(cfg.seed_figures) & set(cfg.variants)
+    assert list(cfg.note_figures) == ["note"] and not set(cfg.note_figures) & set(cfg.variants)
     assert cfg.tune.n_trials <= 4
     for path in search_space(OmegaConf.to_container(cfg.tune.space)):
         assert OmegaConf.select(cfg, path, default="missing") != "missing", path

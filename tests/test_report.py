@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import run_module
+from pipeline import bars
 from pipeline.report import Row, errata_text, experiment_rows, markdown_table, table
 
 PARAMS = {
@@ -15,7 +16,7 @@ PARAMS = {
         "cls": {
             "tune": {"variant": "long", "metric": "val_accuracy"},
             "report": {"metrics": ["test_accuracy", "val_accuracy"]},
-            "errata": "The seed's {variants[short][seed_val_accuracy]:.2f} was on the test set; "
+            "errata": "The note's {variants[short][note_val_accuracy]:.2f} was on the test set; "
                       "ours {variants[short][val_accuracy]:.3f}, baseline {baseline[accuracy]}.",
         },
         "folds": {"tune": {"variant": "only"}, "report": {"metrics": ["cv_mae_mean"]}},
@@ -23,13 +24,17 @@ PARAMS = {
 }
 METRICS = {
     "cls": {"variants": {
-        "short": {"test_accuracy": 0.81, "val_accuracy": 0.83, "seed_val_accuracy": 0.85,
+        "short": {"test_accuracy": 0.81, "val_accuracy": 0.83, "note_val_accuracy": 0.85,
                   "diff_val_accuracy": -0.02, "train_seconds": 12.5},
         "long": {"test_accuracy": 0.86, "val_accuracy": 0.87, "train_seconds": 80.0},
     }, "baseline": {"accuracy": 0.1}, "bar": {}},
     "folds": {"variants": {"only": {"cv_mae_mean": 2.4, "cv_mae_std": 0.3, "test_mae": 2.7}},
               "baseline": {}, "bar": {}},
 }
+# as evaluate writes them: cls meets its bar, folds misses one rule of two
+METRICS["cls"]["bar"] = bars.check({"test_accuracy_min": 0.8}, METRICS["cls"]["variants"])
+METRICS["folds"]["bar"] = bars.check({"cv_mae_mean_max": 2.6, "test_mae_max": 2.5},
+                                     METRICS["folds"]["variants"])
 
 
 def write(path, data):
@@ -51,7 +56,7 @@ def project(tmp_path):
     return tmp_path
 
 
-def test_rows_hold_seed_ours_diff_tuned_time_and_run():
+def test_rows_hold_note_ours_diff_tuned_time_and_run():
     rows = experiment_rows("cls", PARAMS["experiments"]["cls"], METRICS["cls"],
                            {"metric": "val_accuracy", "best_value": 0.88,
                             "best_test": {"test_accuracy": 0.875}},
@@ -60,7 +65,7 @@ def test_rows_hold_seed_ours_diff_tuned_time_and_run():
     assert list(by_key) == [("short", "test_accuracy"), ("short", "val_accuracy"),
                             ("long", "test_accuracy"), ("long", "val_accuracy")]
     short_val = by_key["short", "val_accuracy"]
-    assert (short_val.seed, short_val.ours, short_val.run_id) == (0.85, 0.83, "r1")
+    assert (short_val.note, short_val.ours, short_val.run_id) == (0.85, 0.83, "r1")
     assert short_val.diff == pytest.approx(-0.02) and short_val.tuned is None
     assert by_key["long", "test_accuracy"].tuned == 0.875   # the best trial's test score
     assert by_key["long", "val_accuracy"].tuned == 0.88     # the tuned metric itself
@@ -74,28 +79,28 @@ def test_mean_comes_with_its_std_and_unlisted_metrics_fall_back_to_the_first_tes
     assert fallback.metric == "test_mae"
     cells = table([row])
     assert cells[1][4] == "2.4 ± 0.3" and cells[1][3] == "–"
-    assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 9
+    assert markdown_table(cells).splitlines()[1] == "|" + "---|" * 10
 
 
-def test_a_tune_only_variant_gets_a_row_of_its_tuned_test_score_beside_the_seed():
+def test_a_tune_only_variant_gets_a_row_of_its_tuned_test_score_beside_the_note():
     cfg = {"tune": {"variant": "search"}, "report": {"metrics": ["test_rmse"]}}
-    metrics = {"variants": {"two_outputs": {"test_rmse": 0.577, "seed_test_rmse": 0.56}}}
+    metrics = {"variants": {"two_outputs": {"test_rmse": 0.577, "note_test_rmse": 0.56}}}
     rows = experiment_rows("wd", cfg, metrics, {"best_test": {"test_rmse": 0.461}}, {})
     tuned = rows[-1]
-    assert (tuned.variant, tuned.ours, tuned.seed, tuned.tuned) == ("search (tune only)", None, 0.56, 0.461)
+    assert (tuned.variant, tuned.ours, tuned.note, tuned.tuned) == ("search (tune only)", None, 0.56, 0.461)
     assert tuned.diff == pytest.approx(0.461 - 0.56)
     assert table([tuned])[1][3:7] == ["0.56", "–", "-0.099", "0.461"]
 
 
 def test_large_counts_are_whole_numbers_not_exponents():
-    row = Row(experiment="e", variant="v", metric="params", seed=None, ours=53698.0, std=None,
+    row = Row(experiment="e", variant="v", metric="params", note=None, ours=53698.0, std=None,
               tuned=None, seconds=1456.8, run_id=None)
     assert table([row])[1][4] == "53,698" and table([row])[1][7] == "1,457"
 
 
 def test_errata_are_filled_from_the_measurements_and_a_bad_field_is_shown_not_raised():
     text = errata_text(PARAMS["experiments"]["cls"]["errata"], METRICS["cls"])
-    assert text == "The seed's 0.85 was on the test set; ours 0.830, baseline 0.1."
+    assert text == "The note's 0.85 was on the test set; ours 0.830, baseline 0.1."
     assert "could not fill in" in errata_text("{variants[nope][x]}", METRICS["cls"])
 
 
@@ -105,7 +110,11 @@ def test_report_stage_writes_markdown_and_self_contained_html(project):
     markdown = (project / "reports/report.md").read_text()
     assert "| cls | short | val_accuracy | 0.85 | 0.83 | -0.02 | – | 12.5 | run-cls-shor |" in markdown
     assert "| folds | only | cv_mae_mean | – | 2.4 ± 0.3 |" in markdown
-    assert "The seed's 0.85 was on the test set" in markdown
+    # the bar column: on each experiment's first row, the rules missed named with their figures
+    assert "| cls | short | test_accuracy | – | 0.81 | – | – | 12.5 | run-cls-shor | met |" in markdown
+    assert "| run-cls-shor |  |" in markdown  # cls's later rows leave it empty
+    assert "| not met: test_mae_max (only 2.7: needs <= 2.5) |" in markdown
+    assert "The note's 0.85 was on the test set" in markdown
     assert "![cls.png](figures/cls.png)" in markdown
     assert (project / "reports/figures/cls.png").read_bytes()[:4] == b"\x89PNG"
     page = (project / "reports/report.html").read_text()
@@ -121,8 +130,8 @@ def test_missing_stage_outputs_are_named_with_the_stage_to_run_and_nothing_is_wr
     assert not (project / "reports").exists()
 
 
-def test_row_diff_is_ours_minus_seed():
-    row = Row("e", "v", "m", seed=0.5, ours=0.75, std=None, tuned=None, seconds=None, run_id=None)
+def test_row_diff_is_ours_minus_note():
+    row = Row("e", "v", "m", note=0.5, ours=0.75, std=None, tuned=None, seconds=None, run_id=None)
     assert row.diff == 0.25
 
 
@@ -153,3 +162,20 @@ def test_readme_table_sync_replaces_only_the_marked_block():
     assert "(2 rows)" in updated and "| 3 | 4 |" in updated and "not" not in updated and "old" not in updated
     with pytest.raises(SystemExit, match="report-table"):
         sync.synced("no markers here", report)
+
+
+def test_the_bar_column_stands_on_each_experiments_first_row():
+    rows = [Row("e", v, "m", note=None, ours=0.5, std=None, tuned=None, seconds=None, run_id=None)
+            for v in ("a", "b")] + [Row("f", "a", "m", None, 0.5, None, None, None, None)]
+    cells = table(rows, {"e": "not met: m_min (a 0.5: needs >= 0.6)"})
+    assert cells[0][-1] == "bar"
+    assert [row[-1] for row in cells[1:]] == ["not met: m_min (a 0.5: needs >= 0.6)", "", "–"]
+
+
+def test_the_usage_text_is_the_module_docstring():
+    import pipeline.report
+
+    usage = pipeline.report.__doc__
+    assert "usage: python -m pipeline.report" in usage
+    for name in ("metrics/<experiment>.json", "reports/report.md", "report.metrics", "errata", "bar"):
+        assert name in usage

@@ -281,7 +281,7 @@ def test_registered_and_configured(composed, name, cls):
     cfg = config.experiment_config(composed, name)
     assert isinstance(get_experiment(name), cls)
     assert SPLITTERS[composed.datasets[cfg.dataset].source].__name__ == "split_as_shipped"
-    assert set(cfg.seed_figures) <= set(cfg.variants)
+    assert set(cfg.note_figures) <= set(cfg.variants)
     space = search_space(OmegaConf.to_container(cfg.tune.space))
     values = {path: spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
               for path, spec in space.items()}

@@ -1,11 +1,11 @@
-"""Score the trained variants on the held-out test split, beside the seed's figures.
+"""Score the trained variants on the held-out test split, beside the source note's figures.
 
     python -m pipeline.evaluate experiment=<name> [key=value | +key=value | ~key ...]
 
     e.g. python -m pipeline.evaluate experiment=wide_deep
 
-Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the seed's figure
-and the difference, the null-model baseline, the bar), metrics/headline/<experiment>.json (the
+Writes metrics/<experiment>.json (DVC metrics: per variant our test metrics, the note's figure
+and the difference, the null-model baseline, the bar's rules checked: bar_met), metrics/headline/<experiment>.json (the
 best variant on validation and its test scores: the few columns `dvc exp show` should show)
 and plots/<experiment>/evaluate/*.png,
 and logs the test metrics and plots to the variant's MLflow run made by the train stage and to
@@ -22,11 +22,11 @@ from pipeline import cli
 from pipeline.config import load
 
 
-def compare_with_seed(ours: dict[str, float], seed: dict[str, float] | None) -> dict[str, float]:
-    """``{seed_test_rmse: 0.56, diff_test_rmse: ours - seed}`` for every figure the seed reports."""
+def compare_with_note(ours: dict[str, float], note: dict[str, float] | None) -> dict[str, float]:
+    """``{note_test_rmse: 0.56, diff_test_rmse: ours - note}`` for every figure the source note reports."""
     result: dict[str, float] = {}
-    for key, figure in (seed or {}).items():
-        result[f"seed_{key}"] = figure
+    for key, figure in (note or {}).items():
+        result[f"note_{key}"] = figure
         if key in ours:
             result[f"diff_{key}"] = round(ours[key] - figure, 6)
     return result
@@ -88,9 +88,7 @@ def register_best(stage, results: dict[str, dict], run_record: dict) -> dict:
 
 def main(args: list[str]) -> int:
     cfg = load(args)  # bad input stops here, before TensorFlow is imported
-    from omegaconf import OmegaConf
-
-    from pipeline import layout
+    from pipeline import bars, layout
     from pipeline.io import atomic_dir, read_json, write_json
     from pipeline.stage import StageContext
     from pipeline.tuning.study import settings_of
@@ -104,9 +102,9 @@ def main(args: list[str]) -> int:
             report["variants"][variant] = score_variant(stage, variant, run_record, report["baseline"],
                                                         plot_dir)
         report.update(summarize(stage, report["variants"], run_record, plot_dir))
-    report["bar"] = OmegaConf.to_container(exp_cfg.get("bar") or {})
-    report["registry"] = register_best(stage, report["variants"], run_record)
     settings = settings_of(cfg)
+    report["bar"] = bars.check(exp_cfg.get("bar"), report["variants"], report["baseline"], settings)
+    report["registry"] = register_best(stage, report["variants"], run_record)
     write_json(layout.headline(name), headline(report["variants"], settings["metric"], settings["direction"]))
     write_json(layout.metrics(name), report)
     return 0
@@ -122,16 +120,16 @@ def score_variant(stage, variant: str, run_record: dict, baseline: dict, plot_di
 
     exp_cfg, name = stage.exp_cfg, stage.name
     # An empty mapping (note 003 reports no figures) is falsy and not a container to convert.
-    seed_figures = OmegaConf.to_container(exp_cfg.seed_figures) if exp_cfg.get("seed_figures") else {}
+    note_figures = OmegaConf.to_container(exp_cfg.note_figures) if exp_cfg.get("note_figures") else {}
     run_cfg = stage.experiment.resolve(exp_cfg, variant)
     model = keras.models.load_model(layout.model_file(name, variant))
     measured = stage.experiment.evaluation(run_cfg, variant, model, stage.data)
     during_training = read_json(layout.training_metrics(name, variant))
     entry = {**measured, **during_training,
-             **compare_with_seed({**during_training, **measured}, seed_figures.get(variant))}
+             **compare_with_note({**during_training, **measured}, note_figures.get(variant))}
     figure = stage.experiment.figure(run_cfg, variant, model, stage.data)
     with tracking.run(variant, run_id=run_record["variants"][variant]):
-        tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("seed_")},
+        tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("note_")},
                              model_id=run_record.get("models", {}).get(variant))
         tracking.log_metrics({f"baseline_{k}": v for k, v in baseline.items()})
         if figure is not None:

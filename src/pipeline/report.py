@@ -1,17 +1,25 @@
-"""Every source experiment against its seed, from what the stages wrote (it never trains).
+"""Every source experiment against its note's figures and its bar, from what the stages wrote.
 
-    python -m pipeline.report
+usage: python -m pipeline.report [<override> ...]
 
-Reads metrics/<experiment>.json (evaluate), tuning/<experiment>/best_params.json (tune) and
-models/<experiment>/runs.json (train) for every experiment in params.yaml, and renders
-reports/report.md and a self-contained reports/report.html (figures embedded). One row per
-experiment, variant and reported metric: the seed's figure, ours (mean ± std where folds or
-seeds ran), the difference, the tuned result, the training wall time and the MLflow run id.
+    python -m pipeline.report          # every experiment in params.yaml; never trains
+    dvc repro report                   # the same, as the pipeline's last stage
 
-Which metrics a row shows is the experiment's ``report.metrics`` (the first listed that the
-variant measured, plus any other listed one it measured); ``report.errata`` is a text explaining
-where the seed's figure misleads, with ``{variants[v][metric]}``/``{baseline[metric]}`` fields
-filled from the metrics file, so the numbers in it are always the measured ones.
+Reads, for every experiment: metrics/<experiment>.json (evaluate), models/<experiment>/runs.json
+(train) and, when the tune stage ran, tuning/<experiment>/best_params.json. A missing metrics or
+runs file stops it, naming the stage to run, before anything is written.
+
+Writes reports/report.md, a self-contained reports/report.html (figures embedded) and
+reports/figures/<experiment>.png. The table has one row per experiment, variant and reported
+metric: the note's figure, ours (mean ± std where folds or seeds ran), the difference, the tuned
+result, the training wall time, the MLflow run id and, on the experiment's first row, its bar as
+evaluate checked it (pipeline.bars): met, not met with the rules missed and their figures, not
+checked (a variant that did not run), or – (no bar).
+
+Set per experiment in conf/experiments/<name>.yaml: ``report.metrics`` (the first listed that a
+variant measured, plus any other listed one it measured; without it, its first test metric) and
+``errata``, a text on where the note's figure misleads, whose ``{variants[v][metric]}`` and
+``{baseline[metric]}`` fields are filled from the metrics file, so its numbers are the measured ones.
 """
 
 from __future__ import annotations
@@ -22,14 +30,14 @@ import io
 import math
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
-from pipeline import cli
+from pipeline import cli, layout
 from pipeline.config import load
 from pipeline.errors import MissingInput
 
-REPORT_DIR = "reports"
+REPORT_DIR = layout.REPORTS
+TITLE = "Source experiments: the notes' figures against ours"
 
 
 @dataclass
@@ -37,7 +45,7 @@ class Row:
     experiment: str
     variant: str
     metric: str
-    seed: float | None
+    note: float | None  # the source note's figure
     ours: float | None  # None for a variant only the tune stage trains
     std: float | None
     tuned: float | None
@@ -47,7 +55,7 @@ class Row:
     @property
     def diff(self) -> float | None:
         measured = self.ours if self.ours is not None else self.tuned
-        return None if self.seed is None or measured is None else measured - self.seed
+        return None if self.note is None or measured is None else measured - self.note
 
 
 def _number(value: Any) -> float | None:
@@ -77,19 +85,19 @@ def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str,
                     tuned_value = _number(tuned.get("best_value"))
             rows.append(Row(
                 experiment=name, variant=variant, metric=metric,
-                seed=_number(entry.get(f"seed_{metric}")), ours=float(entry[metric]),
+                note=_number(entry.get(f"note_{metric}")), ours=float(entry[metric]),
                 std=_number(entry.get(std_key)) if std_key else None, tuned=tuned_value,
                 seconds=_number(entry.get("train_seconds")), run_id=runs.get(variant),
             ))
     if tuned and tune_variant and tune_variant not in metrics["variants"]:
         # a tune-only variant (wide & deep's `search`): the train stage never ran it, so the
-        # tuned test score is its only figure, beside the seed's figure for the same metric
-        seeds = {m: _number(e.get(f"seed_{m}")) for e in metrics["variants"].values() for m in wanted}
+        # tuned test score is its only figure, beside the note's figure for the same metric
+        notes = {m: _number(e.get(f"note_{m}")) for e in metrics["variants"].values() for m in wanted}
         for metric in wanted:
             value = _number((tuned.get("best_test") or {}).get(metric))
             if value is not None:
                 rows.append(Row(experiment=name, variant=f"{tune_variant} (tune only)",
-                                metric=metric, seed=seeds.get(metric), ours=None, std=None,
+                                metric=metric, note=notes.get(metric), ours=None, std=None,
                                 tuned=value, seconds=None, run_id=None))
     return rows
 
@@ -110,14 +118,20 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 100 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
 
 
-def table(rows: list[Row]) -> list[list[str]]:
-    header = ["experiment", "variant", "metric", "seed", "ours", "diff", "tuned", "train s", "MLflow run"]
-    body = [[
-        r.experiment, r.variant, r.metric, _fmt(r.seed),
-        _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
-        ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
-        _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12],
-    ] for r in rows]
+def table(rows: list[Row], bars: Mapping[str, str] | None = None) -> list[list[str]]:
+    """The cells, header first; an experiment's bar (``bars``) stands on its first row."""
+    header = ["experiment", "variant", "metric", "note", "ours", "diff", "tuned", "train s",
+              "MLflow run", "bar"]
+    body, shown = [], set()
+    for r in rows:
+        bar = "" if r.experiment in shown else (bars or {}).get(r.experiment, "–")
+        shown.add(r.experiment)
+        body.append([
+            r.experiment, r.variant, r.metric, _fmt(r.note),
+            _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
+            ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
+            _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12], bar,
+        ])
     return [header, *body]
 
 
@@ -129,18 +143,18 @@ def markdown_table(cells: list[list[str]]) -> str:
 
 
 def comparison_figure(name: str, rows: list[Row]):
-    """Ours (with std bars) beside the seed's figure and the tuned result, per variant."""
+    """Ours (with std bars) beside the note's figure and the tuned result, per variant."""
     from pipeline.plots import plt
 
     figure, axis = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 3.4))
     labels = [f"{r.variant}\n{r.metric}" for r in rows]
     x = range(len(rows))
     width = 0.27
-    axis.bar([i - width for i in x], [r.seed or 0 for r in rows], width, label="seed", color="#bbbbbb")
+    axis.bar([i - width for i in x], [r.note or 0 for r in rows], width, label="note", color="#bbbbbb")
     axis.bar(list(x), [r.ours or 0 for r in rows], width, yerr=[r.std or 0 for r in rows],
              label="ours", color="#1f77b4", capsize=3)
     axis.bar([i + width for i in x], [r.tuned or 0 for r in rows], width, label="tuned", color="#2ca02c")
-    values = [v for r in rows for v in (r.seed, r.ours, r.tuned) if v]
+    values = [v for r in rows for v in (r.note, r.ours, r.tuned) if v]
     if values and min(values) > 0 and max(values) <= 1:  # accuracies: zoom where they differ
         axis.set_ylim(max(0.0, min(values) - 0.05), 1.0)
     axis.set_xticks(list(x), labels, fontsize=7, rotation=30, ha="right")
@@ -177,7 +191,7 @@ def render_html(title: str, intro: str, cells: list[list[str]], errata: dict[str
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
             f"<p>{html.escape(intro)}</p><table><tr>{head}</tr>{rows}</table>"
-            f"<h2>Errata: where a seed's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
+            f"<h2>Errata: where a note's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
             "</body></html>")
 
 
@@ -187,8 +201,8 @@ def read_inputs(cfg) -> dict[str, dict[str, Any]]:
 
     inputs, missing = {}, []
     for name in cfg.experiments:
-        paths = {"metrics": Path(f"metrics/{name}.json"), "runs": Path(f"models/{name}/runs.json"),
-                 "tuned": Path(f"tuning/{name}/best_params.json")}
+        paths = {"metrics": layout.metrics(name), "runs": layout.run_record(name),
+                 "tuned": layout.best_params(name)}
         for key in ("metrics", "runs"):
             if not paths[key].is_file():
                 missing.append(f"{paths[key]} (run: dvc repro {'evaluate' if key == 'metrics' else 'train'}@{name})")
@@ -204,45 +218,75 @@ def read_inputs(cfg) -> dict[str, dict[str, Any]]:
     return inputs
 
 
-def main(args: list[str]) -> int:
-    cfg = load(args)
+@dataclass
+class Sections:
+    """What the report shows, gathered from the stages' outputs."""
+
+    rows: list[Row]
+    bars: dict[str, str]      # experiment -> met / not met: <rules> / not checked / –
+    errata: dict[str, str]    # experiment -> its errata, numbers filled in
+    images: dict[str, bytes]  # file name -> PNG of the experiment's comparison figure
+
+
+def gather(cfg, inputs: Mapping[str, Mapping[str, Any]]) -> Sections:
+    """Rows, bar, errata and comparison figure of every experiment read."""
     from omegaconf import OmegaConf
 
-    from pipeline.io import atomic_dir
-    from pipeline.tracking import git_commit
+    from pipeline import bars
 
-    inputs = read_inputs(cfg)
-    rows: list[Row] = []
-    errata: dict[str, str] = {}
-    images: dict[str, bytes] = {}
+    sections = Sections(rows=[], bars={}, errata={}, images={})
     for name, found in inputs.items():
         exp_cfg = OmegaConf.to_container(cfg.experiments[name], resolve=True)
-        experiment_rows_ = experiment_rows(name, exp_cfg, found["metrics"], found["tuned"], found["runs"])
-        rows += experiment_rows_
+        rows = experiment_rows(name, exp_cfg, found["metrics"], found["tuned"], found["runs"])
+        sections.rows += rows
+        sections.bars[name] = bars.summary(found["metrics"].get("bar"))
         if exp_cfg.get("errata"):
-            errata[name] = errata_text(str(exp_cfg["errata"]).strip(), found["metrics"])
-        if experiment_rows_:
-            images[f"{name}.png"] = _png(comparison_figure(name, experiment_rows_))
-    cells = table(rows)
-    title = "Source experiments: the seeds' figures against ours"
-    intro = (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
-             f"commit {git_commit()}. 'ours' is the variant's score (mean ± std over folds or seeds "
-             "where several ran); 'tuned' is the tune stage's best trial on the same split; "
-             "'train s' the training wall time of the variant; MLflow run: the variant's train run.")
-    markdown = "\n\n".join([
+            sections.errata[name] = errata_text(str(exp_cfg["errata"]).strip(), found["metrics"])
+        if rows:
+            sections.images[f"{name}.png"] = _png(comparison_figure(name, rows))
+    return sections
+
+
+def intro_text(commit: str) -> str:
+    return (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
+            f"commit {commit}. 'ours' is the variant's score (mean ± std over folds or seeds "
+            "where several ran); 'tuned' is the tune stage's best trial on the same split; "
+            "'train s' the training wall time of the variant; MLflow run: the variant's train run; "
+            "'bar' the experiment's bar (conf/experiments/<name>.yaml) as the evaluate stage checked it.")
+
+
+def render_markdown(title: str, intro: str, cells: list[list[str]], errata: dict[str, str],
+                    images: dict[str, bytes]) -> str:
+    return "\n\n".join([
         f"# {title}", intro, markdown_table(cells),
-        "## Errata: where a seed's figure misleads",
+        "## Errata: where a note's figure misleads",
         *[f"**{name}.** {text}" for name, text in errata.items()],
         "## Figures", *[f"![{n}](figures/{n})" for n in images],
     ]) + "\n"
+
+
+def write_report(sections: Sections, commit: str) -> None:
+    """reports/report.md, reports/report.html and reports/figures/, all at once or none."""
+    from pipeline.io import atomic_dir
+
+    cells, intro = table(sections.rows, sections.bars), intro_text(commit)
     with atomic_dir(REPORT_DIR) as out:
         (out / "figures").mkdir()
-        for file_name, png in images.items():
+        for file_name, png in sections.images.items():
             (out / "figures" / file_name).write_bytes(png)
-        (out / "report.md").write_text(markdown)
-        (out / "report.html").write_text(render_html(title, intro, cells, errata, images))
-    cli.progress(f"report: {len(rows)} rows for {len(inputs)} experiments -> {REPORT_DIR}/report.md, "
-                 f"{REPORT_DIR}/report.html")
+        (out / "report.md").write_text(render_markdown(TITLE, intro, cells, sections.errata, sections.images))
+        (out / "report.html").write_text(render_html(TITLE, intro, cells, sections.errata, sections.images))
+
+
+def main(args: list[str]) -> int:
+    cfg = load(args)  # a bad override fails here, before MLflow is imported
+    from pipeline.tracking import git_commit
+
+    inputs = read_inputs(cfg)
+    sections = gather(cfg, inputs)
+    write_report(sections, git_commit())
+    cli.progress(f"report: {len(sections.rows)} rows for {len(inputs)} experiments -> "
+                 f"{REPORT_DIR}/report.md, {REPORT_DIR}/report.html")
     return 0
 
 

@@ -9,7 +9,8 @@ silent fallback or a traceback from deep inside Keras.
 A rule is keyed by the name of the leaf it governs (``batch_size``, wherever it stands under an
 experiment: its ``train``, a variant's ``train``), so a new experiment is covered without a line
 here. The tune search spaces (``tune.space``) have rules of their own: bounds in order, log
-scales only over positive bounds, choices not empty.
+scales only over positive bounds, choices not empty; so have the bars (``bar``): each key a rule
+of pipeline.bars' grammar, its mappings naming variants or groups.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from pipeline import bars
 from pipeline.errors import ConfigError
 
 #: names pipeline.models.factories.OPTIMIZERS accepts (a test keeps the two equal; importing
@@ -138,12 +140,21 @@ def _experiment_errors(cfg: DictConfig) -> Iterator[str]:
         tree = _plain(cfg.get(section))
         for path, parent, leaf, value in _leaves(tree, (section,)):
             rule = PARENT_RULES.get((parent, leaf)) or RULES.get(leaf)
-            if "seed_figures" in path or "bar" in path or "space" in path:
+            if "note_figures" in path or "bar" in path or "space" in path:
                 continue  # the notes' figures and the bars are measurements, not settings
             if rule is not None and not rule.check(value):
                 yield f"{'.'.join(path)}={value!r}: must be {rule.says}"
         for name, experiment in (tree.items() if section == "experiments" else ()):
             yield from _space_errors(f"experiments.{name}.tune", experiment.get("tune") or {})
+            yield from _bar_errors(f"experiments.{name}.bar", experiment)
+
+
+def _bar_errors(where: str, experiment: Mapping[str, Any]) -> list[str]:
+    """The bar's rules in the grammar of pipeline.bars, their mappings naming variants or groups
+    (whether the metrics exist is known only to the evaluate stage)."""
+    variants = experiment.get("variants") or {}
+    groups = {v["group"] for v in variants.values() if isinstance(v, Mapping) and isinstance(v.get("group"), str)}
+    return bars.form_errors(experiment.get("bar"), variants, groups, where=where)
 
 
 def _tune_errors(cfg: DictConfig) -> Iterator[str]:
