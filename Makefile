@@ -25,6 +25,7 @@ run: params            ## the whole pipeline: prepare -> train -> evaluate -> tu
 
 test: setup            ## lint, then every test, the real-data ones included
 	ruff check src tests bench scripts
+	ruff format --check src tests bench scripts
 	python -m pytest
 
 test-fast: setup       ## unit tests only (no real data)

@@ -60,15 +60,18 @@ from pipeline.config import experiment_config, load  # noqa: E402
 # experiment -> (variant, why it stands for the seed note's main fit)
 REPRESENTATIVE: dict[str, tuple[str, str]] = {
     "wide_deep": ("two_outputs", "note 000's model 3, the one it scores on the test set"),
-    "thoracic": ("mean_squared_logarithmic_error",
-                 "note 001's own loss (the others are only named)"),
+    "thoracic": ("mean_squared_logarithmic_error", "note 001's own loss (the others are only named)"),
     "boston": ("faithful", "note 002's protocol: batch 1, 100 epochs per fold"),
-    "deep_training": ("act_leaky_relu", "note 004's first fit: Dense 300-100, LeakyReLU, "
-                      "he_normal, SGD(1e-3), 10 epochs"),
+    "deep_training": (
+        "act_leaky_relu",
+        "note 004's first fit: Dense 300-100, LeakyReLU, he_normal, SGD(1e-3), 10 epochs",
+    ),
     "mc_dropout": ("dropout_0_2", "the only variant (note 004's MC-dropout network)"),
     "transfer": ("transfer_comparison", "the only variant (note 004's model_A / model_B)"),
-    "fashion_regularization": ("softmax_1epoch", "note 001's fit shown in full: softmax "
-                               "regression, batch 30, 1 epoch, EarlyStopping + checkpoint"),
+    "fashion_regularization": (
+        "softmax_1epoch",
+        "note 001's fit shown in full: softmax regression, batch 30, 1 epoch, EarlyStopping + checkpoint",
+    ),
     "imdb": ("epochs_20", "note 002's fit: 20 epochs, batch 512, no early stopping"),
     "reuters": ("one_hot_labels", "note 002's fit: one-hot labels, categorical_crossentropy"),
     "siamese": ("dense_encoder", "no code in note 003; the first, baseline encoder"),
@@ -93,15 +96,15 @@ class FitPlan:
     name: str
     variant: str
     why: str
-    what: str        # short, for the table
-    detail: str      # what exactly is timed, for the progress lines
+    what: str  # short, for the table
+    detail: str  # what exactly is timed, for the progress lines
     epochs: int
     batch_size: int
     n_train: int
     metric: str
-    plain: Callable[[int], tuple[Any, float, int]]     # seed -> (model, seconds, epochs run)
+    plain: Callable[[int], tuple[Any, float, int]]  # seed -> (model, seconds, epochs run)
     pipeline: Callable[[int], tuple[Any, float, int]]
-    score: Callable[[Any], float]                       # trained model -> validation metric
+    score: Callable[[Any], float]  # trained model -> validation metric
     capped: str = ""
 
 
@@ -109,7 +112,8 @@ class FitPlan:
 class Row:
     plan: FitPlan
     runs: dict[str, list[tuple[float, float, int]]] = field(
-        default_factory=lambda: {"plain": [], "pipeline": []})  # (seconds, metric, epochs)
+        default_factory=lambda: {"plain": [], "pipeline": []}
+    )  # (seconds, metric, epochs)
 
     def seconds(self, arm: str) -> float:
         return statistics.median(r[0] for r in self.runs[arm])
@@ -139,13 +143,19 @@ def n_rows(y: Any) -> int:
     return len(np.asarray(next(iter(y.values())) if isinstance(y, dict) else y))
 
 
-def plain_fit(model, train, valid, *, epochs: int, batch_size: int,
-              callbacks) -> tuple[Any, float, int]:
+def plain_fit(model, train, valid, *, epochs: int, batch_size: int, callbacks) -> tuple[Any, float, int]:
     """The seed notes' call: NumPy arrays straight into ``fit``, default validation batch."""
     x, y = train
     started = time.perf_counter()
-    history = model.fit(x, y, validation_data=valid, epochs=epochs, batch_size=batch_size,
-                        callbacks=list(callbacks), verbose=0)
+    history = model.fit(
+        x,
+        y,
+        validation_data=valid,
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=list(callbacks),
+        verbose=0,
+    )
     seconds = time.perf_counter() - started
     return model, seconds, len(history.history.get("loss", []))
 
@@ -172,8 +182,9 @@ def configs(experiment, exp_cfg, variant: str, epochs: int | None):
     return run_cfg, plain_cfg
 
 
-def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped: str = "",
-             variant: str | None = None) -> FitPlan:
+def plan_for(
+    name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped: str = "", variant: str | None = None
+) -> FitPlan:
     """The representative fit of experiment ``name`` (its config ``exp_cfg``, its data)."""
     from pipeline import training
     from pipeline.experiments import get_experiment
@@ -197,8 +208,15 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
     def callbacks(cfg):
         return training.callbacks_from_config(cfg.train)
 
-    common = dict(name=name, variant=variant, why=why, epochs=epochs, batch_size=batch_size,
-                  metric=metric, capped=capped)
+    common = dict(
+        name=name,
+        variant=variant,
+        why=why,
+        epochs=epochs,
+        batch_size=batch_size,
+        metric=metric,
+        capped=capped,
+    )
 
     if isinstance(experiment, CrossValidated):
         # One fold as the stage fits it (CrossValidated.train_variant): fold 2, a typical fold.
@@ -213,27 +231,49 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
         valid = (x[val_rows], y[val_rows]) if every_epoch else None
 
         def pipeline(seed):
-            model, fit = experiment._fit(run_cfg, variant, (x[fit_rows], y[fit_rows]), valid,
-                                         seed=seed + fold, epochs=epochs,
-                                         callbacks=callbacks(run_cfg), fast=True)
+            model, fit = experiment._fit(
+                run_cfg,
+                variant,
+                (x[fit_rows], y[fit_rows]),
+                valid,
+                seed=seed + fold,
+                epochs=epochs,
+                callbacks=callbacks(run_cfg),
+                fast=True,
+            )
             return model, fit.seconds, fit.epochs
 
         def plain(seed):
             training.seed_everything(seed + fold)
             model = experiment.build_model(plain_cfg, variant, x[fit_rows])
             column = None if valid is None else (valid[0], valid[1].reshape(-1, 1))
-            return plain_fit(model, (x[fit_rows], y[fit_rows].reshape(-1, 1)), column,
-                             epochs=epochs, batch_size=batch_size, callbacks=callbacks(plain_cfg))
+            return plain_fit(
+                model,
+                (x[fit_rows], y[fit_rows].reshape(-1, 1)),
+                column,
+                epochs=epochs,
+                batch_size=batch_size,
+                callbacks=callbacks(plain_cfg),
+            )
 
         def score(model):
             return experiment.metrics_of(y[val_rows], predict(model, x[val_rows]))[metric]
 
         what = f"fold {fold} of {len(folds)}"
-        detail = (f"fold {fold} of the {len(folds)} folds the stage fits before its final model, "
-                  f"scored on its {len(val_rows)} held-out rows after training"
-                  + ("" if every_epoch else " (no per-epoch validation, as the stage's folds 2+)"))
-        return FitPlan(what=what, detail=detail, n_train=len(fit_rows), plain=plain,
-                       pipeline=pipeline, score=score, **common)
+        detail = (
+            f"fold {fold} of the {len(folds)} folds the stage fits before its final model, "
+            f"scored on its {len(val_rows)} held-out rows after training"
+            + ("" if every_epoch else " (no per-epoch validation, as the stage's folds 2+)")
+        )
+        return FitPlan(
+            what=what,
+            detail=detail,
+            n_train=len(fit_rows),
+            plain=plain,
+            pipeline=pipeline,
+            score=score,
+            **common,
+        )
 
     train = experiment.split(run_cfg, variant, data, "train")
     valid = experiment.split(run_cfg, variant, data, "valid")
@@ -251,38 +291,57 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
         def pipeline(seed):
             training.seed_everything(seed)
             model = experiment.build_member(run_cfg, data, member, spec)
-            fit = training.fit(model, train, valid, epochs=epochs, batch_size=batch_size,
-                               fast=True, callbacks=callbacks(run_cfg))
+            fit = training.fit(
+                model,
+                train,
+                valid,
+                epochs=epochs,
+                batch_size=batch_size,
+                fast=True,
+                callbacks=callbacks(run_cfg),
+            )
             return model, fit.seconds, fit.epochs
 
         def plain(seed):
             training.seed_everything(seed)
             model = experiment.build_member(plain_cfg, data, member, spec)
-            return plain_fit(model, train, valid, epochs=epochs, batch_size=batch_size,
-                             callbacks=callbacks(plain_cfg))
+            return plain_fit(
+                model, train, valid, epochs=epochs, batch_size=batch_size, callbacks=callbacks(plain_cfg)
+            )
 
         hidden = "-".join(str(u) for u in spec.get("hidden", [])) or spec.get("kind")
         what = f"member 1 of {len(specs)}"
-        detail = (f"member 1 of {len(specs)} ({spec.get('kind')} {hidden}); the stage fits the "
-                  f"{len(specs)} members alike, one after the other, then averages them")
-        return FitPlan(what=what, detail=detail, n_train=n_rows(train[1]), plain=plain,
-                       pipeline=pipeline, score=score, **common)
+        detail = (
+            f"member 1 of {len(specs)} ({spec.get('kind')} {hidden}); the stage fits the "
+            f"{len(specs)} members alike, one after the other, then averages them"
+        )
+        return FitPlan(
+            what=what,
+            detail=detail,
+            n_train=n_rows(train[1]),
+            plain=plain,
+            pipeline=pipeline,
+            score=score,
+            **common,
+        )
 
     if isinstance(experiment, Transfer):
         # model_A, the fit that dominates (20 epochs on ~44,000 images): the call
         # Transfer.train_variant makes for it. The 2 x seeds model_B fits on 200 images are not
         # timed.
         def pipeline(seed):
-            trained = super(Transfer, experiment).train_variant(run_cfg, variant, data,
-                                                                 seed=seed, fast=True)
+            trained = super(Transfer, experiment).train_variant(run_cfg, variant, data, seed=seed, fast=True)
             return trained.model, trained.fit.seconds, trained.fit.epochs
 
         transfer = run_cfg.train.transfer
         what = "model_A"
-        detail = (f"model_A (task A, 8 classes), the fit that dominates; the "
-                  f"{2 * int(transfer.seeds)} model_B fits on {int(transfer.b_train_size)} "
-                  f"images are not timed")
+        detail = (
+            f"model_A (task A, 8 classes), the fit that dominates; the "
+            f"{2 * int(transfer.seeds)} model_B fits on {int(transfer.b_train_size)} "
+            f"images are not timed"
+        )
     else:
+
         def pipeline(seed):
             trained = experiment.train_variant(run_cfg, variant, data, seed=seed, fast=True)
             return trained.model, trained.fit.seconds, trained.fit.epochs
@@ -295,24 +354,35 @@ def plan_for(name: str, exp_cfg, data, *, epochs_cap: int | None = None, capped:
         elif name == "multi_io":
             detail = "the variant's one fit (2 inputs, 2 outputs)"
         elif name in ("deep_training", "residual"):
-            detail = ("the variant's one fit (the pipeline arm includes the stage's gradient "
-                      "norms at start and end")
+            detail = (
+                "the variant's one fit (the pipeline arm includes the stage's gradient norms at start and end"
+            )
             if name == "residual":
                 # GradientNorms runs the model with training=True on 256 fixed images at the
                 # start and the end of the fit, which also moves BatchNormalization's moving
                 # statistics: the two arms' validation scores can differ a little
-                detail += ("; their training-mode passes also move the BatchNorm moving "
-                           "statistics, so the arms' scores may differ slightly")
+                detail += (
+                    "; their training-mode passes also move the BatchNorm moving "
+                    "statistics, so the arms' scores may differ slightly"
+                )
             detail += ")"
 
     def plain(seed):
         training.seed_everything(seed)
         model = experiment.build(plain_cfg, variant, data)
-        return plain_fit(model, train, valid, epochs=epochs, batch_size=batch_size,
-                         callbacks=callbacks(plain_cfg))
+        return plain_fit(
+            model, train, valid, epochs=epochs, batch_size=batch_size, callbacks=callbacks(plain_cfg)
+        )
 
-    return FitPlan(what=what, detail=detail, n_train=n_rows(train[1]), plain=plain,
-                   pipeline=pipeline, score=score, **common)
+    return FitPlan(
+        what=what,
+        detail=detail,
+        n_train=n_rows(train[1]),
+        plain=plain,
+        pipeline=pipeline,
+        score=score,
+        **common,
+    )
 
 
 def measure(plan: FitPlan, seeds: list[int], log=print) -> Row:
@@ -323,9 +393,11 @@ def measure(plan: FitPlan, seeds: list[int], log=print) -> Row:
             model, seconds, epochs = getattr(plan, arm)(seed)
             value = float(plan.score(model))
             row.runs[arm].append((seconds, value, epochs))
-            log(f"    seed {seed} {arm:8s}: {seconds:7.1f} s, {epochs:3d} epochs, "
+            log(
+                f"    seed {seed} {arm:8s}: {seconds:7.1f} s, {epochs:3d} epochs, "
                 f"{plan.n_train * epochs / seconds:9.0f} samples/s, val {plan.metric} {value:.4f}"
-                f"  (steps_per_execution {getattr(model, 'steps_per_execution', '?')})")
+                f"  (steps_per_execution {getattr(model, 'steps_per_execution', '?')})"
+            )
             del model
     return row
 
@@ -343,19 +415,23 @@ def summary_line(row: Row) -> str:
     epochs = row.epochs("plain")
     if row.epochs("pipeline") != epochs:
         epochs = f"{epochs} plain / {row.epochs('pipeline')} pipeline"
-    return (f"  => {p.name} / {p.variant}: {p.detail}; {epochs} epochs, batch {p.batch_size}, "
-            f"{p.n_train} training samples\n"
-            f"     plain {row.seconds('plain'):.1f} s ({row.speed('plain'):.0f} samples/s)   "
-            f"pipeline {row.seconds('pipeline'):.1f} s ({row.speed('pipeline'):.0f} samples/s)   "
-            f"ratio {row.ratio:.2f}x   val {p.metric} plain {fmt_metric(row, 'plain')} / "
-            f"pipeline {fmt_metric(row, 'pipeline')}" + (f"   [{p.capped}]" if p.capped else ""))
+    return (
+        f"  => {p.name} / {p.variant}: {p.detail}; {epochs} epochs, batch {p.batch_size}, "
+        f"{p.n_train} training samples\n"
+        f"     plain {row.seconds('plain'):.1f} s ({row.speed('plain'):.0f} samples/s)   "
+        f"pipeline {row.seconds('pipeline'):.1f} s ({row.speed('pipeline'):.0f} samples/s)   "
+        f"ratio {row.ratio:.2f}x   val {p.metric} plain {fmt_metric(row, 'plain')} / "
+        f"pipeline {fmt_metric(row, 'pipeline')}" + (f"   [{p.capped}]" if p.capped else "")
+    )
 
 
 def markdown_table(rows: list[Row]) -> str:
-    lines = ["| experiment | variant | timed | epochs | batch | train samples | plain s | "
-             "pipeline s | plain samples/s | pipeline samples/s | ratio | val metric | plain | "
-             "pipeline |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [
+        "| experiment | variant | timed | epochs | batch | train samples | plain s | "
+        "pipeline s | plain samples/s | pipeline samples/s | ratio | val metric | plain | "
+        "pipeline |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
     for row in rows:
         p = row.plan
         epochs = row.epochs("plain")
@@ -367,7 +443,8 @@ def markdown_table(rows: list[Row]) -> str:
             f"| {p.name} | {p.variant} | {p.what} | {epochs} | {p.batch_size} | {p.n_train:,} | "
             f"{row.seconds('plain'):.1f} | {row.seconds('pipeline'):.1f} | "
             f"{row.speed('plain'):,.0f} | {row.speed('pipeline'):,.0f} | {row.ratio:.2f} | "
-            f"{p.metric} | {fmt_metric(row, 'plain')} | {fmt_metric(row, 'pipeline')} |")
+            f"{p.metric} | {fmt_metric(row, 'plain')} | {fmt_metric(row, 'pipeline')} |"
+        )
     return "\n".join(lines)
 
 
@@ -378,7 +455,8 @@ LEGEND = (
     "size and config callbacks (early stopping...) in both; no MLflow/TensorBoard callbacks in "
     "either; only `fit` is timed. Seconds and samples/s: median over the seeds; ratio: pipeline "
     "/ plain samples/s; val metric: the experiment's own score of the trained model on its "
-    "validation split (for a fold: its held-out rows).")
+    "validation split (for a fold: its held-out rows)."
+)
 
 
 def verdict(rows: list[Row]) -> list[str]:
@@ -386,9 +464,11 @@ def verdict(rows: list[Row]) -> list[str]:
         return ["no experiment measured"]
     ratios = [row.ratio for row in rows]
     slow = [f"{row.plan.name} ({row.ratio:.2f}x)" for row in rows if row.ratio < 1.0]
-    lines = [f"median ratio {statistics.median(ratios):.2f}x over {len(rows)} experiments "
-             f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)",
-             f"below 1.0: {', '.join(slow) if slow else 'none'}"]
+    lines = [
+        f"median ratio {statistics.median(ratios):.2f}x over {len(rows)} experiments "
+        f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)",
+        f"below 1.0: {', '.join(slow) if slow else 'none'}",
+    ]
     capped = [f"{row.plan.name} ({row.plan.capped})" for row in rows if row.plan.capped]
     if capped:
         lines.append("* epochs capped: " + "; ".join(capped))
@@ -435,8 +515,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="", help="comma-separated experiments (default: all)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per arm (default 1)")
-    parser.add_argument("--epochs", type=int, default=None,
-                        help="cap every experiment's epochs (default: the config's)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="cap every experiment's epochs (default: the config's)"
+    )
     parser.add_argument("--no-caps", action="store_true", help="ignore EPOCH_CAPS")
     args = parser.parse_args(argv)
 
@@ -450,8 +531,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unknown experiment(s) {unknown}; valid choices: {', '.join(names)}")
         names = [n for n in names if n in wanted]
     seeds = list(range(int(cfg.seed), int(cfg.seed) + args.seeds))
-    print(f"experiment speed: {len(names)} experiment(s), seeds {seeds}, arms alternate "
-          f"plain/pipeline; load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    print(
+        f"experiment speed: {len(names)} experiment(s), seeds {seeds}, arms alternate "
+        f"plain/pipeline; load average {os.getloadavg()[0]:.2f} at start",
+        flush=True,
+    )
 
     warm_up()
     datasets: dict[str, Any] = {}
@@ -471,15 +555,16 @@ def main(argv: list[str] | None = None) -> int:
             if dataset not in datasets:
                 loading = time.perf_counter()
                 datasets[dataset], origin = load_data(cfg, dataset)
-                print(f"  data {dataset}: {origin} ({time.perf_counter() - loading:.1f} s)",
-                      flush=True)
+                print(f"  data {dataset}: {origin} ({time.perf_counter() - loading:.1f} s)", flush=True)
             plan = plan_for(name, exp_cfg, datasets[dataset], epochs_cap=cap)
             if plan.capped and reason:
                 plan.capped = f"{plan.capped}: {reason}"
-            print(f"[{index}/{len(names)}] {name} / {plan.variant} ({plan.why}): "
-                  f"{plan.detail}; {plan.epochs} epochs, batch {plan.batch_size}, "
-                  f"{plan.n_train} training samples"
-                  + (f" [{plan.capped}]" if plan.capped else ""), flush=True)
+            print(
+                f"[{index}/{len(names)}] {name} / {plan.variant} ({plan.why}): "
+                f"{plan.detail}; {plan.epochs} epochs, batch {plan.batch_size}, "
+                f"{plan.n_train} training samples" + (f" [{plan.capped}]" if plan.capped else ""),
+                flush=True,
+            )
             fitting = time.perf_counter()
             row = measure(plan, seeds, log=lambda line: print(line, flush=True))
         except Exception as error:  # a benchmark reports what it could not measure, goes on
@@ -487,8 +572,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{index}/{len(names)}] {name}: SKIPPED ({skipped[-1]})", flush=True)
             continue
         rows.append(row)
-        print(summary_line(row) + f"   ({time.perf_counter() - fitting:.0f} s, load average "
-              f"{os.getloadavg()[0]:.2f})", flush=True)
+        print(
+            summary_line(row) + f"   ({time.perf_counter() - fitting:.0f} s, load average "
+            f"{os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
         if dataset not in remaining:
             datasets.pop(dataset, None)  # free it: no later experiment reads it
 
@@ -499,8 +587,11 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print("skipped: " + "; ".join(skipped))
     print(f"\ncommand: {command_line(argv)}")
-    print(f"total {time.perf_counter() - started:.0f} s; load average at the end "
-          f"{os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)", flush=True)
+    print(
+        f"total {time.perf_counter() - started:.0f} s; load average at the end "
+        f"{os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)",
+        flush=True,
+    )
     return 0 if rows else 1
 
 

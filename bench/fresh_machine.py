@@ -55,9 +55,16 @@ def stage_seconds(starts: list[tuple[str, float]], end: float) -> dict[str, floa
 def run_measured(command: str, cwd: Path, log: Path) -> tuple[int, float, float, dict[str, float]]:
     started = time.perf_counter()
     stage_starts: list[tuple[str, float]] = []
-    with log.open("w") as out, subprocess.Popen(
-            [sys.executable, "-c", MEASURE, command], cwd=cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+    with (
+        log.open("w") as out,
+        subprocess.Popen(
+            [sys.executable, "-c", MEASURE, command],
+            cwd=cwd,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        ) as process,
+    ):
         for line in process.stdout:
             out.write(line)
             out.flush()  # the log shows progress while it runs
@@ -74,8 +81,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("test", "run"), help="run one of the two commands")
     parser.add_argument("--keep", action="store_true", help="keep the temporary clone")
-    parser.add_argument("--shared", default=str(ROOT.parent / "shared"),
-                        help="the shared folder (data mirror) to put beside the clone")
+    parser.add_argument(
+        "--shared",
+        default=str(ROOT.parent / "shared"),
+        help="the shared folder (data mirror) to put beside the clone",
+    )
     args = parser.parse_args()
     shared = Path(args.shared).resolve()
     if not (shared / "data").is_dir():
@@ -90,19 +100,21 @@ def main() -> int:
     try:
         (workdir / "shared").symlink_to(shared)
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone,
-                                capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True
+        ).stdout.strip()
         print(f"fresh clone of {commit} in {clone}", flush=True)
         for index, command in enumerate(commands, start=1):
             print(f"[{index}/{len(commands)}] {command} ...", flush=True)
-            code, seconds, peak_gb, stages = run_measured(command, clone,
-                                                          workdir / f"command{index}.log")
+            code, seconds, peak_gb, stages = run_measured(command, clone, workdir / f"command{index}.log")
             failures += code != 0
             for stage, stage_time in stages.items():
                 print(f"    {stage:<40} {stage_time:7.0f} s")
-            print(f"[{index}/{len(commands)}] exit {code}, wall {seconds / 60:.1f} min, "
-                  f"peak memory {peak_gb:.2f} GB (log: {workdir / f'command{index}.log'})",
-                  flush=True)
+            print(
+                f"[{index}/{len(commands)}] exit {code}, wall {seconds / 60:.1f} min, "
+                f"peak memory {peak_gb:.2f} GB (log: {workdir / f'command{index}.log'})",
+                flush=True,
+            )
     finally:
         if args.keep or failures:
             print(f"kept {workdir}")

@@ -57,8 +57,11 @@ def main() -> int:
     clone = work / "clone"
     run(["git", "clone", "-q", str(project), str(clone)], work)
     run([dvc, "remote", "modify", "--local", "team", "url", str(remote)], clone)
-    env = {**os.environ, "PYTHONPATH": str(clone / "src"),
-           "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(clone / "src"),
+        "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+    }
     pull_seconds, _ = run([str(project / ".venv/bin/python"), "-m", "pipeline.remote", "pull"], clone, env)
 
     _, status = run([dvc, "status"], clone)
@@ -68,8 +71,10 @@ def main() -> int:
     reruns = [line for line in dry.splitlines() if line.startswith("Running stage")]
     print(f"remote {remote}: {size_mb:.0f} MiB in {len(files)} files")
     print(f"push {push_seconds:.1f} s, pull into a fresh clone {pull_seconds:.1f} s")
-    print(f"dvc status up to date: {up_to_date}; dvc metrics show identical: {same_metrics}; "
-          f"dvc repro --dry would run {len(reruns)} stages")
+    print(
+        f"dvc status up to date: {up_to_date}; dvc metrics show identical: {same_metrics}; "
+        f"dvc repro --dry would run {len(reruns)} stages"
+    )
     return 0 if up_to_date and same_metrics and not reruns else 1
 
 

@@ -51,20 +51,27 @@ def main() -> int:
             trained = experiment.train_variant(run_cfg, args.variant, data, seed=seed, fast=fast)
             rmse = experiment.score(run_cfg, args.variant, trained.model, data, "valid")["rmse"]
             runs[label].append((trained.fit.samples_per_second, rmse, trained.fit.seconds))
-            print(f"  seed {seed} {label:9s}: {trained.fit.samples_per_second:9.0f} samples/s, "
-                  f"{trained.fit.seconds:5.1f} s, val RMSE {rmse:.4f}", flush=True)
+            print(
+                f"  seed {seed} {label:9s}: {trained.fit.samples_per_second:9.0f} samples/s, "
+                f"{trained.fit.seconds:5.1f} s, val RMSE {rmse:.4f}",
+                flush=True,
+            )
 
-    print(f"\nwide & deep / {args.variant}, {exp_cfg.train.epochs} epochs, batch "
-          f"{exp_cfg.train.batch_size}, {len(data['y_train'])} training samples, "
-          f"{args.seeds} seeds each")
+    print(
+        f"\nwide & deep / {args.variant}, {exp_cfg.train.epochs} epochs, batch "
+        f"{exp_cfg.train.batch_size}, {len(data['y_train'])} training samples, "
+        f"{args.seeds} seeds each"
+    )
     medians = {}
     for label, rows in runs.items():
         speed = statistics.median(r[0] for r in rows)
         rmse = statistics.mean(r[1] for r in rows)
         spread = statistics.stdev(r[1] for r in rows) if len(rows) > 1 else 0.0
         medians[label] = (speed, rmse)
-        print(f"{label:10s} {speed:9.0f} samples/s (median)   final val RMSE {rmse:.4f} "
-              f"± {spread:.4f} (mean ± std)")
+        print(
+            f"{label:10s} {speed:9.0f} samples/s (median)   final val RMSE {rmse:.4f} "
+            f"± {spread:.4f} (mean ± std)"
+        )
     ratio = medians["pipeline"][0] / medians["plain fit"][0]
     gap = abs(medians["pipeline"][1] - medians["plain fit"][1])
     print(f"speed-up {ratio:.2f}x   |difference of mean val RMSE| {gap:.4f}")

@@ -48,32 +48,49 @@ def run_arm(experiment: str, pruner: str, n_trials: int, folder: Path, extra: li
     from pipeline.tune import make_storage
 
     study_dir = folder / "studies"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}"}
-    command = [sys.executable, "-m", "pipeline.tune", f"experiment={experiment}",
-               f"tune.n_trials={n_trials}", f"tune.pruner={pruner}", f"tune.dir={study_dir}",
-               f"mlflow.artifact_root={folder / 'artifacts'}", "tune.register=false", *extra]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pipeline.tune",
+        f"experiment={experiment}",
+        f"tune.n_trials={n_trials}",
+        f"tune.pruner={pruner}",
+        f"tune.dir={study_dir}",
+        f"mlflow.artifact_root={folder / 'artifacts'}",
+        "tune.register=false",
+        *extra,
+    ]
     print(f"[{pruner}] {' '.join(command[1:])}", flush=True)
     started = time.perf_counter()
-    result = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    result = subprocess.run(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     seconds = time.perf_counter() - started
     (folder / "tune.log").write_text(result.stdout)
     if result.returncode != 0:
         print(result.stdout[-4000:], file=sys.stderr)
         raise SystemExit(f"[{pruner}] pipeline.tune failed with exit code {result.returncode}")
-    study = optuna.load_study(study_name=experiment,
-                              storage=make_storage(None, study_dir / experiment))
+    study = optuna.load_study(study_name=experiment, storage=make_storage(None, study_dir / experiment))
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
     summary = json.loads((study_dir / experiment / "best_params.json").read_text())
     return {
-        "pruner": pruner, "seconds": seconds, "epochs": sum(trial_epochs(t) for t in trials),
+        "pruner": pruner,
+        "seconds": seconds,
+        "epochs": sum(trial_epochs(t) for t in trials),
         "per_trial": [(t.number, t.state.name, trial_epochs(t), t.value) for t in trials],
-        "states": states, "best_value": summary["best_value"], "best_trial": summary["best_trial"],
-        "best_test": summary["best_test"], "best_params": summary["best_params"],
+        "states": states,
+        "best_value": summary["best_value"],
+        "best_trial": summary["best_trial"],
+        "best_test": summary["best_test"],
+        "best_params": summary["best_params"],
     }
 
 
@@ -101,30 +118,40 @@ def main() -> int:
         arm = arms[name]
         for number, state, epochs, value in arm["per_trial"]:
             # a pruned trial's value is the last intermediate one (the monitored val_loss)
-            shown = "-" if value is None else (f"{value:.4f}" if state == "COMPLETE" else
-                                               f"(monitor at the stop {value:.4f})")
+            shown = (
+                "-"
+                if value is None
+                else (f"{value:.4f}" if state == "COMPLETE" else f"(monitor at the stop {value:.4f})")
+            )
             print(f"  [{name}] trial {number:2d} {state:8s} {epochs:4d} epochs  value {shown}")
-        print(f"  [{name}] {arm['epochs']} epochs, {arm['seconds']:.0f} s, {arm['states']}, best "
-              f"{arm['best_value']:.4f} (trial {arm['best_trial']}), test {arm['best_test']}",
-              flush=True)
+        print(
+            f"  [{name}] {arm['epochs']} epochs, {arm['seconds']:.0f} s, {arm['states']}, best "
+            f"{arm['best_value']:.4f} (trial {arm['best_trial']}), test {arm['best_test']}",
+            flush=True,
+        )
 
     metric, direction = str(tune_cfg.metric), str(tune_cfg.direction)
     pruned, full = arms[pruner], arms["none"]
-    print(f"\n{args.experiment}: {n_trials} trials per arm, metric {metric} ({direction}), "
-          f"sampler seed {cfg.seed}")
+    print(
+        f"\n{args.experiment}: {n_trials} trials per arm, metric {metric} ({direction}), "
+        f"sampler seed {cfg.seed}"
+    )
     print(f"{'pruner':20s} {'epochs':>7s} {'wall s':>8s} {'best':>8s}  best trial's test")
     for arm in (pruned, full):
         test = ", ".join(f"{k} {v:.4f}" for k, v in arm["best_test"].items())
-        print(f"{arm['pruner']:20s} {arm['epochs']:7d} {arm['seconds']:8.0f} "
-              f"{arm['best_value']:8.4f}  {test}")
+        print(
+            f"{arm['pruner']:20s} {arm['epochs']:7d} {arm['seconds']:8.0f} {arm['best_value']:8.4f}  {test}"
+        )
     epoch_ratio = pruned["epochs"] / full["epochs"]
     time_ratio = pruned["seconds"] / full["seconds"]
     # relative change of the best value, signed so that > 0 means pruning found a worse one
     worse = (pruned["best_value"] - full["best_value"]) / abs(full["best_value"])
     if direction == "maximize":
         worse = -worse
-    print(f"pruned / unpruned: epochs {epoch_ratio:.2f} ({1 - epoch_ratio:.0%} fewer), wall time "
-          f"{time_ratio:.2f}, best value {worse:+.2%} ({'worse' if worse > 0 else 'no worse'})")
+    print(
+        f"pruned / unpruned: epochs {epoch_ratio:.2f} ({1 - epoch_ratio:.0%} fewer), wall time "
+        f"{time_ratio:.2f}, best value {worse:+.2%} ({'worse' if worse > 0 else 'no worse'})"
+    )
     met = epoch_ratio <= 0.60 and worse <= 0.01
     print(f"bar (>= 40 % fewer epochs, best within 1 %): {'met' if met else 'NOT met'}")
     print(f"studies and logs: {base}")

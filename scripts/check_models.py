@@ -32,19 +32,24 @@ def inventory(project: Path) -> list[dict]:
         experiment = client.get_experiment_by_name(name)
         logged = client.search_logged_models(experiment_ids=[experiment.experiment_id])
         by_run = {m.source_run_id for m in logged}
-        row = {"experiment": name, "variants": len(record["variants"]),
-               "with_logged_model": sum(run in by_run for run in record["variants"].values()),
-               "logged_models": len(logged)}
+        row = {
+            "experiment": name,
+            "variants": len(record["variants"]),
+            "with_logged_model": sum(run in by_run for run in record["variants"].values()),
+            "logged_models": len(logged),
+        }
         try:
             version = client.get_model_version_by_alias(name, "champion")
             model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
             example = model.input_example
             answer = model.predict(example)
-            row.update(champion=f"v{version.version} ({version.tags.get('variant', '?')}, "
-                                f"{version.tags.get('selection.metric')} "
-                                f"{float(version.tags.get('selection.value', 'nan')):.4f})",
-                       answers=", ".join(list(answer.columns)[:3]) + (" ..." if answer.shape[1] > 3 else ""),
-                       loads=True)
+            row.update(
+                champion=f"v{version.version} ({version.tags.get('variant', '?')}, "
+                f"{version.tags.get('selection.metric')} "
+                f"{float(version.tags.get('selection.value', 'nan')):.4f})",
+                answers=", ".join(list(answer.columns)[:3]) + (" ..." if answer.shape[1] > 3 else ""),
+                loads=True,
+            )
         except Exception as error:  # noqa: BLE001 - reported, not raised: the table shows all
             row.update(champion=f"missing: {type(error).__name__}", answers="", loads=False)
         rows.append(row)
@@ -59,14 +64,19 @@ def main() -> int:
     project = Path(args.project).resolve()
     import mlflow
 
-    mlflow.set_tracking_uri(args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-                            or f"sqlite:///{project / 'mlruns/mlflow.db'}")
+    mlflow.set_tracking_uri(
+        args.tracking_uri
+        or os.environ.get("MLFLOW_TRACKING_URI")
+        or f"sqlite:///{project / 'mlruns/mlflow.db'}"
+    )
     rows = inventory(project)
     print("| experiment | trained variants | with a logged model | logged models | champion | answers |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| `{r['experiment']}` | {r['variants']} | {r['with_logged_model']} | "
-              f"{r['logged_models']} | {r['champion']} | {r['answers']} |")
+        print(
+            f"| `{r['experiment']}` | {r['variants']} | {r['with_logged_model']} | "
+            f"{r['logged_models']} | {r['champion']} | {r['answers']} |"
+        )
     bad = [r["experiment"] for r in rows if not r["loads"] or r["with_logged_model"] < r["variants"]]
     if bad:
         print(f"missing models or champions: {', '.join(bad)}", file=sys.stderr)

@@ -29,8 +29,10 @@ def report_table(report_md: str) -> str:
 
 def readme_block(table: str) -> str:
     rows = table.count("\n") - 1  # minus the header and separator lines, plus the last row
-    return (f"{START}\n<details><summary>The report's table ({rows} rows): seed vs ours vs tuned, "
-            f"per experiment, variant and metric</summary>\n\n{table}\n\n</details>\n{END}")
+    return (
+        f"{START}\n<details><summary>The report's table ({rows} rows): seed vs ours vs tuned, "
+        f"per experiment, variant and metric</summary>\n\n{table}\n\n</details>\n{END}"
+    )
 
 
 def synced(readme: str, report_md: str) -> str:
@@ -40,8 +42,12 @@ def synced(readme: str, report_md: str) -> str:
 
 
 def committed(rev: str, path: Path) -> str:
-    shown = subprocess.run(["git", "show", f"{rev}:{path.relative_to(ROOT).as_posix()}"], cwd=ROOT,
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "show", f"{rev}:{path.relative_to(ROOT).as_posix()}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if shown.returncode != 0:
         raise SystemExit(f"git show {rev}:{path.relative_to(ROOT)} failed: {shown.stderr.strip()}")
     return shown.stdout
@@ -55,13 +61,18 @@ def main() -> int:
     if args.rev and not args.check:
         parser.error("--rev goes with --check (the work tree's README is the one written)")
     readme_path, report_path = ROOT / "README.md", ROOT / "reports" / "report.md"
-    readme, report = (committed(args.rev, readme_path), committed(args.rev, report_path)) if args.rev \
+    readme, report = (
+        (committed(args.rev, readme_path), committed(args.rev, report_path))
+        if args.rev
         else (readme_path.read_text(), report_path.read_text())
+    )
     updated = synced(readme, report)
     if args.check:
         if updated != readme:
-            print("README's report table differs from reports/report.md: run scripts/readme_table.py",
-                  file=sys.stderr)
+            print(
+                "README's report table differs from reports/report.md: run scripts/readme_table.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     readme_path.write_text(updated)

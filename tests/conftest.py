@@ -63,20 +63,31 @@ def tracking_store(tmp_path, monkeypatch):
     mlflow.set_tracking_uri(None)
 
 
-def run_module(module: str, *args: str, cwd: Path = ROOT, env: dict | None = None,
-               timeout: int = 1800) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *args: str, cwd: Path = ROOT, env: dict | None = None, timeout: int = 1800
+) -> subprocess.CompletedProcess:
     """``python -m <module> args`` in a subprocess, as a user would run it."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def prepared(mirror, tmp_path_factory) -> Path:
     """A working folder with California housing prepared in data/ (what the stages read)."""
     folder = tmp_path_factory.mktemp("work")
-    result = run_module("pipeline.prepare", "dataset=california_housing", cwd=folder,
-                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    result = run_module(
+        "pipeline.prepare",
+        "dataset=california_housing",
+        cwd=folder,
+        env={"PIPELINE_DATA_MIRROR": str(mirror)},
+    )
     assert result.returncode == 0, result.stderr
     return folder
 
@@ -127,8 +138,13 @@ def stop_process_group(process: subprocess.Popen) -> None:
 
 def copy_project(dest: Path) -> Path:
     """A copy of the project's tracked files (no outputs, no venv), as a fresh git repo."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     for name in files:
         source = ROOT / name
         if source.is_file():
@@ -195,8 +211,9 @@ def images():
         return x.astype("uint8"), y.astype("uint8")
 
     (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = make(400), make(100), make(100)
-    return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
-                x_test=x_test, y_test=y_test)
+    return dict(
+        x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid, x_test=x_test, y_test=y_test
+    )
 
 
 # --- optuna-dashboard ---------------------------------------------------------------------------
@@ -206,8 +223,13 @@ def dashboard_command(project: Path, port: int, **make_vars: str) -> list[str]:
     """The command `make dashboard` runs with these variables (read from `make -n`, so the test
     runs what the Makefile says)."""
     assignments = [f"{key}={value}" for key, value in {**make_vars, "PORT": str(port)}.items()]
-    dry = subprocess.run(["make", "-n", "-s", "dashboard", *assignments], cwd=project,
-                         capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "-s", "dashboard", *assignments],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (line,) = [line for line in dry.splitlines() if line.startswith("optuna-dashboard ")]
     return line.split()
 
@@ -220,11 +242,22 @@ def headless_chromium_dom(url: str, profile: Path) -> str:
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom"]
-    return subprocess.run([chromium, *flags, url], capture_output=True, text=True, timeout=120,
-                          check=True).stdout
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+    ]
+    return subprocess.run(
+        [chromium, *flags, url], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
 
 
 @contextlib.contextmanager
@@ -234,10 +267,14 @@ def dashboard(command: list[str], cwd: Path, log: Path, env: dict | None = None)
     bin_dir = str(Path(sys.executable).parent)
     command = [shutil.which(command[0], path=bin_dir) or command[0], *command[1:]]
     with log.open("w") as out:
-        server = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True,
-                                  env={**os.environ, **(env or {}),
-                                       "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"})
+        server = subprocess.Popen(
+            command,
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {}), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             wait_until_answering(server, f"{url}/api/studies", log)
@@ -290,8 +327,10 @@ class Postgres:
             try:
                 owner = pwd.getpwnam("postgres")
             except KeyError:
-                pytest.fail("running as root, and there is no `postgres` user to run the server "
-                            "as (initdb refuses root); install Debian's postgresql package")
+                pytest.fail(
+                    "running as root, and there is no `postgres` user to run the server "
+                    "as (initdb refuses root); install Debian's postgresql package"
+                )
             self.as_user = ["runuser", "-u", "postgres", "--"]
         # not under pytest's tmp_path: its parents are private to root, the server user must enter
         self.root = Path(tempfile.mkdtemp(prefix="pipeline-postgres-", dir="/tmp" if owner else None))
@@ -301,8 +340,13 @@ class Postgres:
         self.started = False
 
     def run(self, tool: str, *args: str) -> subprocess.CompletedProcess:
-        result = subprocess.run([*self.as_user, str(self.bin_dir / tool), *args], capture_output=True,
-                                text=True, timeout=120, cwd=self.root)
+        result = subprocess.run(
+            [*self.as_user, str(self.bin_dir / tool), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.root,
+        )
         assert result.returncode == 0, f"{tool} failed:\n{result.stdout}{result.stderr}{self.server_log()}"
         return result
 
@@ -310,12 +354,13 @@ class Postgres:
         return self.log.read_text() if self.log.exists() else ""
 
     def start(self) -> None:
-        self.run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8",
-                 "--no-locale")
+        self.run("initdb", "-D", str(self.data), "-U", self.USER, "--auth=trust", "-E", "UTF8", "--no-locale")
         with (self.data / "postgresql.conf").open("a") as conf:
-            conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
-                       f"unix_socket_directories = '{self.root}'\n"
-                       "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
+            conf.write(
+                f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root}'\n"
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
+            )
         self.started = True  # from here on the finalizer stops it, whatever happens next
         self.run("pg_ctl", "start", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60")
 
@@ -327,8 +372,9 @@ class Postgres:
         """A role that must give its password over TCP (scram-sha-256; the rest stays trust)."""
         import psycopg
 
-        with psycopg.connect(host="127.0.0.1", port=self.port, user=self.USER, dbname="postgres",
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            host="127.0.0.1", port=self.port, user=self.USER, dbname="postgres", autocommit=True
+        ) as connection:
             connection.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{password}'")
         hba = self.data / "pg_hba.conf"  # the first matching line wins
         hba.write_text(f"host all {user} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
@@ -336,8 +382,9 @@ class Postgres:
         deadline = time.monotonic() + 30  # reload is a signal: wait until it took effect
         while True:
             try:
-                psycopg.connect(host="127.0.0.1", port=self.port, user=user, dbname="postgres",
-                                password="").close()
+                psycopg.connect(
+                    host="127.0.0.1", port=self.port, user=user, dbname="postgres", password=""
+                ).close()
             except psycopg.OperationalError:
                 return
             assert time.monotonic() < deadline, "pg_hba.conf was not reloaded in 30 s"
@@ -345,9 +392,23 @@ class Postgres:
 
     def stop(self) -> None:
         if self.started and (self.data / "postmaster.pid").exists():
-            stopped = subprocess.run([*self.as_user, str(self.bin_dir / "pg_ctl"), "stop", "-D",
-                                      str(self.data), "-m", "fast", "-w", "-t", "30"],
-                                     capture_output=True, text=True, cwd=self.root)
+            stopped = subprocess.run(
+                [
+                    *self.as_user,
+                    str(self.bin_dir / "pg_ctl"),
+                    "stop",
+                    "-D",
+                    str(self.data),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "30",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=self.root,
+            )
             if stopped.returncode != 0 and (self.data / "postmaster.pid").exists():
                 pid = int((self.data / "postmaster.pid").read_text().split()[0])
                 os.kill(pid, 9)  # the postmaster this fixture started, by its own pid file
@@ -358,8 +419,9 @@ class Postgres:
 def postgres():
     bin_dir = postgres_bin()
     if bin_dir is None:
-        missing("the PostgreSQL server binaries (initdb, pg_ctl) are not installed: "
-                "apt-get install postgresql")
+        missing(
+            "the PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql"
+        )
     server = Postgres(bin_dir)
     try:
         server.start()
@@ -376,8 +438,8 @@ def postgres():
 class Sshd:
     port: int
     user: str
-    key: Path    # the client's private key, the only way in
-    home: Path   # a HOME whose .ssh/known_hosts holds this server's host key
+    key: Path  # the client's private key, the only way in
+    home: Path  # a HOME whose .ssh/known_hosts holds this server's host key
 
 
 @pytest.fixture
@@ -406,18 +468,35 @@ def sshd(tmp_path):
     host_key = (folder / "host_key.pub").read_text().split()[:2]
     (home / ".ssh/known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
     config = folder / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {folder / 'host_key'}",
-        f"AuthorizedKeysFile {folder / 'authorized_keys'}", f"PidFile {folder / 'sshd.pid'}",
-        "PubkeyAuthentication yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
-        "Subsystem sftp internal-sftp", ""]))
+    config.write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {folder / 'host_key'}",
+                f"AuthorizedKeysFile {folder / 'authorized_keys'}",
+                f"PidFile {folder / 'sshd.pid'}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "PermitRootLogin prohibit-password",
+                "StrictModes no",
+                "UsePAM no",
+                "Subsystem sftp internal-sftp",
+                "",
+            ]
+        )
+    )
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation folder
     log = folder / "sshd.log"
     with log.open("w") as out:
-        process = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [binary, "-D", "-e", "-f", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -26,14 +26,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "model_layouts.json"
 
 #: model keys set to another value in an extra build of each variant (when the config has them)
-PROBES = {"dropout": lambda value: 0.25 if not value else 0.0,
-          "batch_norm": lambda value: not value}
+PROBES = {"dropout": lambda value: 0.25 if not value else 0.0, "batch_norm": lambda value: not value}
 
 #: the layer arguments recorded besides name, class, shape and parameters
-ARGUMENTS = ("units", "activation", "use_bias", "kernel_initializer", "kernel_regularizer",
-             "activity_regularizer", "kernel_constraint", "rate")
+ARGUMENTS = (
+    "units",
+    "activation",
+    "use_bias",
+    "kernel_initializer",
+    "kernel_regularizer",
+    "activity_regularizer",
+    "kernel_constraint",
+    "rate",
+)
 
-ROWS = 60        # per split: enough for the adapt() of every preprocessing layer
+ROWS = 60  # per split: enough for the adapt() of every preprocessing layer
 VOCABULARY = 10_000  # imdb's max_tokens and reuters' num_words: the multi-hot width
 
 
@@ -47,17 +54,21 @@ def _texts(rng: np.random.Generator, split: str) -> dict[str, np.ndarray]:
 
     # more distinct words than the vocabulary holds, so it fills as IMDB's does
     words = VOCABULARY * 3 // ROWS
-    texts = [" ".join(f"w{i}" for i in rng.choice(VOCABULARY * 2, words, replace=False))
-             for _ in range(ROWS)]
-    return {**pack_texts(f"text_{split}", texts), f"y_{split}": np.arange(ROWS) % 2,
-            f"rating_{split}": np.where(np.arange(ROWS) % 2, 8, 2)}
+    texts = [" ".join(f"w{i}" for i in rng.choice(VOCABULARY * 2, words, replace=False)) for _ in range(ROWS)]
+    return {
+        **pack_texts(f"text_{split}", texts),
+        f"y_{split}": np.arange(ROWS) % 2,
+        f"rating_{split}": np.where(np.arange(ROWS) % 2, 8, 2),
+    }
 
 
 def _newswires(rng: np.random.Generator, split: str) -> dict[str, np.ndarray]:
     from pipeline.data.text import pack_ragged
 
-    return {**pack_ragged(f"x_{split}", [rng.integers(1, VOCABULARY, 30) for _ in range(ROWS)]),
-            f"y_{split}": np.arange(ROWS) % 46}  # all 46 topics
+    return {
+        **pack_ragged(f"x_{split}", [rng.integers(1, VOCABULARY, 30) for _ in range(ROWS)]),
+        f"y_{split}": np.arange(ROWS) % 46,
+    }  # all 46 topics
 
 
 @functools.cache
@@ -67,14 +78,21 @@ def made_up_data(dataset: str) -> dict[str, np.ndarray]:
     if dataset == "thoracic_surgery":  # one split; the folds are cut from it
         return {"x": rng.normal(size=(ROWS, 17)), "y": (np.arange(ROWS) % 2).astype("float64")}
     if dataset == "boston_housing":
-        return {"x_train": rng.normal(size=(ROWS, 13)), "y_train": rng.normal(22, 9, ROWS),
-                "x_test": rng.normal(size=(ROWS, 13)), "y_test": rng.normal(22, 9, ROWS)}
+        return {
+            "x_train": rng.normal(size=(ROWS, 13)),
+            "y_train": rng.normal(22, 9, ROWS),
+            "x_test": rng.normal(size=(ROWS, 13)),
+            "y_test": rng.normal(22, 9, ROWS),
+        }
     makers = {
-        "california_housing": lambda split: {f"x_{split}": rng.normal(size=(ROWS, 8)),
-                                             f"y_{split}": rng.normal(2, 1, ROWS)},
+        "california_housing": lambda split: {
+            f"x_{split}": rng.normal(size=(ROWS, 8)),
+            f"y_{split}": rng.normal(2, 1, ROWS),
+        },
         "fashion_mnist": lambda split: {
             f"x_{split}": rng.integers(0, 256, (ROWS, 28, 28), dtype=np.uint8),
-            f"y_{split}": (np.arange(ROWS) % 10).astype(np.uint8)},
+            f"y_{split}": (np.arange(ROWS) % 10).astype(np.uint8),
+        },
         "imdb_reviews": lambda split: _texts(rng, split),
         "reuters": lambda split: _newswires(rng, split),
     }
@@ -103,14 +121,19 @@ def layouts(model, prefix: str = "") -> dict[str, dict]:
     layers, found = [], {}
     for layer in model.layers:
         config = layer.get_config()
-        layers.append({
-            "name": layer.name,
-            "class": layer.__class__.__name__,
-            "output_shape": _shape(layer.output),
-            "params": int(layer.count_params()),
-            **({} if isinstance(layer, keras.Model) else
-               {key: _argument(config[key]) for key in ARGUMENTS if key in config}),
-        })
+        layers.append(
+            {
+                "name": layer.name,
+                "class": layer.__class__.__name__,
+                "output_shape": _shape(layer.output),
+                "params": int(layer.count_params()),
+                **(
+                    {}
+                    if isinstance(layer, keras.Model)
+                    else {key: _argument(config[key]) for key in ARGUMENTS if key in config}
+                ),
+            }
+        )
         if isinstance(layer, keras.Model):
             found.update(layouts(layer, prefix=f"{path}/"))
     return {path: {"params": int(model.count_params()), "layers": layers}, **found}
@@ -140,8 +163,7 @@ def builds(cfg) -> list[tuple[str, str, Any, list[tuple[str, Any]]]]:
 
 def build_id(experiment: str, variant: str, overrides: list[tuple[str, Any]]) -> str:
     """``residual/plain`` or, for a probe, ``residual/plain model.batch_norm=False``."""
-    return " ".join([f"{experiment}/{variant}",
-                     *(f"model.{key}={value}" for key, value in overrides)])
+    return " ".join([f"{experiment}/{variant}", *(f"model.{key}={value}" for key, value in overrides)])
 
 
 def record(experiment_name: str, variant: str, cfg) -> dict[str, dict]:
@@ -166,19 +188,25 @@ def load_config():
 
 def all_layouts() -> dict[str, dict[str, dict]]:
     cfg = load_config()
-    return {build_id(name, variant, overrides): record(name, variant, resolved)
-            for name, variant, resolved, overrides in builds(cfg)}
+    return {
+        build_id(name, variant, overrides): record(name, variant, resolved)
+        for name, variant, resolved, overrides in builds(cfg)
+    }
 
 
 def to_json(found: dict[str, dict[str, dict]]) -> str:
     """The layouts as JSON with one line per layer, so a diff shows which layers changed."""
+
     def layout(entry: dict) -> str:
         layers = ",\n".join(f"    {json.dumps(layer)}" for layer in entry["layers"])
         return f'{{"params": {entry["params"]}, "layers": [\n{layers}\n  ]}}'
 
-    builds = [f"{json.dumps(build)}: {{\n" + ",\n".join(
-        f"  {json.dumps(model)}: {layout(entry)}" for model, entry in models.items()) + "}"
-        for build, models in found.items()]
+    builds = [
+        f"{json.dumps(build)}: {{\n"
+        + ",\n".join(f"  {json.dumps(model)}: {layout(entry)}" for model, entry in models.items())
+        + "}"
+        for build, models in found.items()
+    ]
     return "{\n" + ",\n".join(builds) + "\n}\n"
 
 

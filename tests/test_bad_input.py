@@ -28,11 +28,17 @@ CASES = [
     ("train", [f"{E}.wide_deep.model.depth=0"], ["model.depth=0", ">= 1"]),
     ("train", [f"{E}.wide_deep.model.cross_bins=1"], ["cross_bins=1", "0 (none) or"]),
     ("train", [f"{E}.wide_deep.model.soft_clip=-3"], ["soft_clip=-3", "> 0 (or null)"]),
-    ("train", [f"{E}.wide_deep.train.epoch=3"], ["Unknown config key", "Did you mean",
-                                                   "experiments.wide_deep.train.epochs"]),
+    (
+        "train",
+        [f"{E}.wide_deep.train.epoch=3"],
+        ["Unknown config key", "Did you mean", "experiments.wide_deep.train.epochs"],
+    ),
     ("train", [f"{E}.wide_deep.variants.search.train.early_stopping.patience=-1"], ["patience=-1"]),
-    ("train", [f"{E}.wide_deep.variants.search.train.reduce_lr_on_plateau.factor=1.5"],
-     ["factor=1.5", "(0, 1)"]),
+    (
+        "train",
+        [f"{E}.wide_deep.variants.search.train.reduce_lr_on_plateau.factor=1.5"],
+        ["factor=1.5", "(0, 1)"],
+    ),
     ("train", ["experiment=wide_dep"], ["Unknown experiment 'wide_dep'", "wide_deep"]),
     ("train", [f"{E}.wide_deep.train.epochs=1,2"], ["epochs=1,2' is a sweep", "pipeline.tune"]),
     ("train", [f"{E}.deep_training.model.hidden=[300,"], ["Cannot parse override", "hidden=[300,"]),
@@ -58,9 +64,16 @@ CASES = [
     ("tune", ["tune.pruner=sometimes"], ["tune.pruner='sometimes'", "median", "hyperband"]),
     ("tune", [f"{E}.wide_deep.tune.direction=up"], ["direction='up'", "minimize"]),
     ("tune", [f"{E}.wide_deep.tune.space.model.units.low=300"], ["space.model.units", "below high=256"]),
-    ("tune", [f"{E}.wide_deep.tune.space.train.optimizer.learning_rate.low=-1"],
-     ["learning_rate", "log scale needs low > 0"]),
-    ("tune", [f"{E}.wide_deep.tune.space.train.batch_size.choices=[]"], ["batch_size.choices", "at least one"]),
+    (
+        "tune",
+        [f"{E}.wide_deep.tune.space.train.optimizer.learning_rate.low=-1"],
+        ["learning_rate", "log scale needs low > 0"],
+    ),
+    (
+        "tune",
+        [f"{E}.wide_deep.tune.space.train.batch_size.choices=[]"],
+        ["batch_size.choices", "at least one"],
+    ),
     ("tune", [f"{E}.wide_deep.tune.space.model.depth.type=integer"], ["depth.type='integer'", "categorical"]),
 ]
 
@@ -72,38 +85,78 @@ SERVICES = [
     # (stage, arguments, exit code, phrases, files written first); in the arguments {free_port} is
     # a loopback port nobody listens on, {postgres} a running server (login "guarded" has
     # another password than PASSWORD)
-    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"], 1,
-     ["study storage postgresql://pipeline:***@127.0.0.1:", "connection refused",
-      "Start the database server"], {}),
-    ("tune", [f"tune.storage=postgresql://guarded:{PASSWORD}@{{postgres}}/postgres"], 1,
-     ["postgresql://guarded:***@127.0.0.1:", "authentication failed for user 'guarded'",
-      "Fix the user name or password"], {}),
-    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@{{postgres}}/no_such_db"], 1,
-     ["database 'no_such_db' does not exist", "createdb no_such_db"], {}),
-    ("tune", [f"tune.storage=mysql://optuna:{PASSWORD}@127.0.0.1/optuna"], 1,
-     ["mysql://optuna:***@127.0.0.1/optuna", "driver MySQLdb", "not installed"], {}),
+    (
+        "tune",
+        [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"],
+        1,
+        [
+            "study storage postgresql://pipeline:***@127.0.0.1:",
+            "connection refused",
+            "Start the database server",
+        ],
+        {},
+    ),
+    (
+        "tune",
+        [f"tune.storage=postgresql://guarded:{PASSWORD}@{{postgres}}/postgres"],
+        1,
+        [
+            "postgresql://guarded:***@127.0.0.1:",
+            "authentication failed for user 'guarded'",
+            "Fix the user name or password",
+        ],
+        {},
+    ),
+    (
+        "tune",
+        [f"tune.storage=postgresql://pipeline:{PASSWORD}@{{postgres}}/no_such_db"],
+        1,
+        ["database 'no_such_db' does not exist", "createdb no_such_db"],
+        {},
+    ),
+    (
+        "tune",
+        [f"tune.storage=mysql://optuna:{PASSWORD}@127.0.0.1/optuna"],
+        1,
+        ["mysql://optuna:***@127.0.0.1/optuna", "driver MySQLdb", "not installed"],
+        {},
+    ),
     # a torn append glued onto by the next one: the line is no longer the last
-    ("tune", ["tune.dir=studies"], 1,
-     [f"The study journal {JOURNAL} cannot be read: line 2 is not JSON",
-      f"mv {JOURNAL} {JOURNAL}.bad", "tune.dir=<another folder>"],
-     {JOURNAL: RECORD + b'{"op_code":4,"worker_id":"w{"op_code":6,"worker_id":"w-2"}\n' + RECORD}),
-    ("tune", ["tune.dir=studies"], 1, ["line 1 is not an Optuna journal record"],
-     {JOURNAL: b'{"hello": "world"}\n' + RECORD}),
+    (
+        "tune",
+        ["tune.dir=studies"],
+        1,
+        [
+            f"The study journal {JOURNAL} cannot be read: line 2 is not JSON",
+            f"mv {JOURNAL} {JOURNAL}.bad",
+            "tune.dir=<another folder>",
+        ],
+        {JOURNAL: RECORD + b'{"op_code":4,"worker_id":"w{"op_code":6,"worker_id":"w-2"}\n' + RECORD},
+    ),
+    (
+        "tune",
+        ["tune.dir=studies"],
+        1,
+        ["line 1 is not an Optuna journal record"],
+        {JOURNAL: b'{"hello": "world"}\n' + RECORD},
+    ),
     # a power cut's zeroed block, in a journal named by tune.storage
-    ("tune", ["tune.storage=old.journal"], 1,
-     ["old.journal cannot be read: line 2 is not JSON", "tune.storage=<another file>"],
-     {"old.journal": RECORD + b"\x00" * 9 + b"\n"}),
+    (
+        "tune",
+        ["tune.storage=old.journal"],
+        1,
+        ["old.journal cannot be read: line 2 is not JSON", "tune.storage=<another file>"],
+        {"old.journal": RECORD + b"\x00" * 9 + b"\n"},
+    ),
 ]
 
 
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every file (with its bytes) and folder under ``folder``."""
-    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
-            for p in folder.rglob("*")}
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
 
 
-def assert_stopped_before_any_work(result, code: int, phrases: list[str], before: dict,
-                                   folder: Path) -> None:
+def assert_stopped_before_any_work(result, code: int, phrases: list[str], before: dict, folder: Path) -> None:
     assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 10
@@ -112,18 +165,23 @@ def assert_stopped_before_any_work(result, code: int, phrases: list[str], before
     assert snapshot(folder) == before  # nothing written: no data/, models/, mlruns/, studies/ ...
 
 
-@pytest.mark.parametrize("stage,args,phrases", CASES,
-                         ids=[f"{stage}:{' '.join(args)}" for stage, args, _ in CASES])
+@pytest.mark.parametrize(
+    "stage,args,phrases", CASES, ids=[f"{stage}:{' '.join(args)}" for stage, args, _ in CASES]
+)
 def test_bad_value_stops_before_any_work(stage, args, phrases, tmp_path, tracking_store):
     before = snapshot(tmp_path)
     result = run_module(f"pipeline.{stage}", *args, cwd=tmp_path, timeout=120)
     assert_stopped_before_any_work(result, 2, phrases, before, tmp_path)
 
 
-@pytest.mark.parametrize("stage,args,code,phrases,files", SERVICES,
-                         ids=[f"{stage}:{' '.join(args)}" for stage, args, *_ in SERVICES])
-def test_a_service_that_cannot_be_used_stops_before_any_work(stage, args, code, phrases, files,
-                                                             tmp_path, tracking_store, request):
+@pytest.mark.parametrize(
+    "stage,args,code,phrases,files",
+    SERVICES,
+    ids=[f"{stage}:{' '.join(args)}" for stage, args, *_ in SERVICES],
+)
+def test_a_service_that_cannot_be_used_stops_before_any_work(
+    stage, args, code, phrases, files, tmp_path, tracking_store, request
+):
     places = {"free_port": free_port()}
     if any("{postgres}" in arg for arg in args):
         server = request.getfixturevalue("postgres")
@@ -133,8 +191,13 @@ def test_a_service_that_cannot_be_used_stops_before_any_work(stage, args, code, 
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(content)
     before = snapshot(tmp_path)
-    result = run_module(f"pipeline.{stage}", "experiment=wide_deep",
-                        *[arg.format(**places) for arg in args], cwd=tmp_path, timeout=120)
+    result = run_module(
+        f"pipeline.{stage}",
+        "experiment=wide_deep",
+        *[arg.format(**places) for arg in args],
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert_stopped_before_any_work(result, code, phrases, before, tmp_path)
     assert len(result.stderr.strip().splitlines()) == 1  # one clear line
     assert PASSWORD not in result.stdout + result.stderr
@@ -145,23 +208,36 @@ def test_a_storage_password_is_masked_in_the_mlflow_params():
 
     # percent-encoded, as a password with an @ must be in a URL
     assert loggable({"storage": "postgresql://u:p%40ss@db:5432/optuna", "n_trials": 3}) == {
-        "storage": "postgresql://u:***@db:5432/optuna", "n_trials": 3}
+        "storage": "postgresql://u:***@db:5432/optuna",
+        "n_trials": 3,
+    }
     assert loggable({"storage": "postgresql://u:pw@db:port/optuna"})["storage"] == (
-        "postgresql://u:***@db:port/optuna")  # unparsable, masked all the same
+        "postgresql://u:***@db:port/optuna"
+    )  # unparsable, masked all the same
     assert loggable({"storage": None}) == {"storage": None}
 
 
-@pytest.mark.parametrize("stage,args,code", [
-    ("train", ["experiments.wide_deep.train.batch_size=0"], 2),
-    ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"], 1),
-])
+@pytest.mark.parametrize(
+    "stage,args,code",
+    [
+        ("train", ["experiments.wide_deep.train.batch_size=0"], 2),
+        ("tune", [f"tune.storage=postgresql://pipeline:{PASSWORD}@127.0.0.1:{{free_port}}/optuna"], 1),
+    ],
+)
 def test_a_bad_value_is_refused_before_tensorflow_is_imported(stage, args, code, tmp_path):
     args = [arg.format(free_port=free_port()) for arg in args]
-    code_line = (f"import sys; from pipeline import cli, {stage}; "
-                 f"code = cli.run_stage({stage}.main, {args!r}); "
-                 "print(code, 'tensorflow' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code_line], cwd=tmp_path, capture_output=True,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    code_line = (
+        f"import sys; from pipeline import cli, {stage}; "
+        f"code = cli.run_stage({stage}.main, {args!r}); "
+        "print(code, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code_line],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
     assert result.stdout.split() == [str(code), "False"], result.stderr
 
 

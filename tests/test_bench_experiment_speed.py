@@ -14,8 +14,7 @@ from pipeline import config
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("experiment_speed",
-                                                  ROOT / "bench" / "experiment_speed.py")
+    spec = importlib.util.spec_from_file_location("experiment_speed", ROOT / "bench" / "experiment_speed.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)

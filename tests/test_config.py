@@ -42,8 +42,9 @@ def test_unknown_group_option_lists_choices():
 
 
 def test_override_sets_typed_value():
-    cfg = config.apply_overrides(config.compose(), ["experiments.wide_deep.train.epochs=3",
-                                                    "tune.n_trials=5"])
+    cfg = config.apply_overrides(
+        config.compose(), ["experiments.wide_deep.train.epochs=3", "tune.n_trials=5"]
+    )
     assert cfg.experiments.wide_deep.train.epochs == 3
     assert cfg.tune.n_trials == 5
 
@@ -88,8 +89,9 @@ def test_stage_rejects_unknown_experiment_without_writing(stage, tmp_path):
 
 
 def test_stage_rejects_wrong_typed_override(tmp_path):
-    result = run_module("pipeline.train", "experiment=wide_deep",
-                        "experiments.wide_deep.train.epochs=ten", cwd=tmp_path)
+    result = run_module(
+        "pipeline.train", "experiment=wide_deep", "experiments.wide_deep.train.epochs=ten", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "epochs='ten'" in result.stderr and "int" in result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -17,8 +17,7 @@ from conftest import run_module
 def make_raw(tmp_path, content: bytes = b"hello") -> RawFile:
     (tmp_path / "thoracic").mkdir(exist_ok=True)
     (tmp_path / "thoracic" / "x.csv").write_bytes(content)
-    return RawFile("thoracic/x.csv", "https://example.invalid/x.csv",
-                   (hashlib.sha256(b"hello").hexdigest(),))
+    return RawFile("thoracic/x.csv", "https://example.invalid/x.csv", (hashlib.sha256(b"hello").hexdigest(),))
 
 
 def test_mirror_file_is_verified_and_used(tmp_path, monkeypatch):
@@ -52,8 +51,9 @@ def test_keras_files_are_linked_where_the_keras_loader_looks(tmp_path, monkeypat
     mirror, home = tmp_path / "mirror", tmp_path / "keras_home"
     (mirror / "keras/datasets").mkdir(parents=True)
     (mirror / "keras/datasets/f.npz").write_bytes(b"hello")
-    raw = RawFile("keras/datasets/f.npz", "https://example.invalid/f.npz",
-                  (hashlib.sha256(b"hello").hexdigest(),))
+    raw = RawFile(
+        "keras/datasets/f.npz", "https://example.invalid/f.npz", (hashlib.sha256(b"hello").hexdigest(),)
+    )
     monkeypatch.setenv("PIPELINE_DATA_MIRROR", str(mirror))
     monkeypatch.setenv("KERAS_HOME", str(home))
     path, _ = fetch(raw)
@@ -73,11 +73,16 @@ def make_imdb_tarball(path, reviews):
 
 def test_imdb_archive_is_read_without_extraction(tmp_path):
     path = tmp_path / "a.tar.gz"
-    make_imdb_tarball(path, {
-        "aclImdb/train/pos/1_9.txt": "great", "aclImdb/train/neg/0_1.txt": "awful",
-        "aclImdb/test/pos/0_8.txt": "fine", "aclImdb/train/unsup/0_0.txt": "skip me",
-        "aclImdb/README": "readme",
-    })
+    make_imdb_tarball(
+        path,
+        {
+            "aclImdb/train/pos/1_9.txt": "great",
+            "aclImdb/train/neg/0_1.txt": "awful",
+            "aclImdb/test/pos/0_8.txt": "fine",
+            "aclImdb/train/unsup/0_0.txt": "skip me",
+            "aclImdb/README": "readme",
+        },
+    )
     arrays = read_imdb_archive(path)
     assert list(arrays["text_train"]) == ["awful", "great"]
     assert list(arrays["y_train"]) == [0, 1]
@@ -108,8 +113,14 @@ def test_array_hash_depends_on_content_dtype_and_shape():
 
 
 def test_every_dataset_has_origin_and_sha256():
-    assert set(sources.SOURCES) == {"california_housing", "fashion_mnist", "boston_housing",
-                                    "reuters", "imdb_reviews", "thoracic_surgery"}
+    assert set(sources.SOURCES) == {
+        "california_housing",
+        "fashion_mnist",
+        "boston_housing",
+        "reuters",
+        "imdb_reviews",
+        "thoracic_surgery",
+    }
     for source in sources.SOURCES.values():
         assert source.files or source.content_sha256, source.name
         for raw in source.files:
@@ -123,8 +134,9 @@ def test_prepare_with_corrupt_mirror_fails_cleanly(tmp_path):
     (mirror / "scikit_learn_data" / "cal_housing_py3.pkz").write_bytes(b"truncated")
     work = tmp_path / "work"
     work.mkdir()
-    result = run_module("pipeline.prepare", "dataset=california_housing", cwd=work,
-                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    result = run_module(
+        "pipeline.prepare", "dataset=california_housing", cwd=work, env={"PIPELINE_DATA_MIRROR": str(mirror)}
+    )
     assert result.returncode == 1, result.stderr
     assert "error: California housing could not be read" in result.stderr
     assert "Traceback" not in result.stderr

@@ -14,14 +14,18 @@ from pipeline.models.dense import build_deep_mlp
 from pipeline.models.factories import make_schedule
 
 
-
-
-
-
 @pytest.mark.parametrize("activation", ["relu", "leaky_relu", "prelu", "selu"])
 def test_deep_mlp_options(activation, images):
-    model = build_deep_mlp(x_train=images["x_train"], n_outputs=10, activation=activation,
-                           batch_norm=True, dropout=0.2, l2=0.01, max_norm=1.0, standardize=True)
+    model = build_deep_mlp(
+        x_train=images["x_train"],
+        n_outputs=10,
+        activation=activation,
+        batch_norm=True,
+        dropout=0.2,
+        l2=0.01,
+        max_norm=1.0,
+        standardize=True,
+    )
     names = [layer.name for layer in model.layers]
     assert names.count("bn1") == 1 and "bn3" in names and "dropout3" in names
     assert model.get_layer("hidden1").kernel_regularizer is not None
@@ -34,8 +38,9 @@ def test_schedules_follow_the_note():
     assert float(power(10_000)) == pytest.approx(0.01 / 2)
     exponential = make_schedule({"kind": "exponential", "initial": 0.01, "s": 20}, steps_per_epoch=100)
     assert float(exponential(20 * 100)) == pytest.approx(0.001)
-    piecewise = make_schedule({"kind": "piecewise", "boundaries": [5, 15],
-                               "values": [0.01, 0.005, 0.001]}, steps_per_epoch=10)
+    piecewise = make_schedule(
+        {"kind": "piecewise", "boundaries": [5, 15], "values": [0.01, 0.005, 0.001]}, steps_per_epoch=10
+    )
     assert [round(float(piecewise(s)), 4) for s in (0, 60, 200)] == [0.01, 0.005, 0.001]
     assert make_schedule(None, 10) is None
     with pytest.raises(ValueError, match="valid choices"):
@@ -61,8 +66,10 @@ def test_other_optimizer_replaces_the_base_one():
     assert (momentum.name, momentum.momentum, momentum.nesterov) == ("sgd", 0.9, True)
 
 
-@pytest.mark.parametrize("variant", ["opt_nadam", "sched_piecewise", "sched_plateau", "clip_norm",
-                                     "init_variance_scaling", "reg_l2"])
+@pytest.mark.parametrize(
+    "variant",
+    ["opt_nadam", "sched_piecewise", "sched_plateau", "clip_norm", "init_variance_scaling", "reg_l2"],
+)
 def test_variants_train_and_record_gradients_and_learning_rate(variant, images):
     experiment = get_experiment("deep_training")
     trained = experiment.train_variant(experiment_cfg("deep_training", epochs=1), variant, images, seed=0)
@@ -78,9 +85,11 @@ def test_mc_dropout_fits_the_deep_training_network_without_its_bookkeeping(image
     alone, as before the hooks."""
     stage = keras.callbacks.Callback()
     deep = get_experiment("deep_training").train_variant(
-        experiment_cfg("deep_training", epochs=1), "sched_plateau", images, seed=0, callbacks=[stage])
+        experiment_cfg("deep_training", epochs=1), "sched_plateau", images, seed=0, callbacks=[stage]
+    )
     mc = get_experiment("mc_dropout").train_variant(
-        experiment_cfg("mc_dropout", epochs=1), "dropout_0_2", images, seed=0, callbacks=[stage])
+        experiment_cfg("mc_dropout", epochs=1), "dropout_0_2", images, seed=0, callbacks=[stage]
+    )
     deep_callbacks, mc_callbacks = fit_callbacks
     assert [type(c).__name__ for c in deep_callbacks] == ["ReduceLROnPlateau", "GradientNorms", "Callback"]
     assert mc_callbacks == [stage]
@@ -91,11 +100,17 @@ def test_mc_dropout_fits_the_deep_training_network_without_its_bookkeeping(image
 
 def test_deep_training_summary_tables_per_group():
     experiment = get_experiment("deep_training")
-    results = {"opt_sgd": {"group": "optimizers", "val_accuracy": 0.8},
-               "act_elu": {"group": "activations", "val_accuracy": 0.85}}
-    tables, figures = experiment.summary(experiment_cfg("deep_training", epochs=1), results,
-                                         {"opt_sgd": {"val_accuracy": [0.7, 0.8]}})
-    assert set(tables) == {"optimizers", "activations"} and set(figures) == {"optimizers.png", "activations.png"}
+    results = {
+        "opt_sgd": {"group": "optimizers", "val_accuracy": 0.8},
+        "act_elu": {"group": "activations", "val_accuracy": 0.85},
+    }
+    tables, figures = experiment.summary(
+        experiment_cfg("deep_training", epochs=1), results, {"opt_sgd": {"val_accuracy": [0.7, 0.8]}}
+    )
+    assert set(tables) == {"optimizers", "activations"} and set(figures) == {
+        "optimizers.png",
+        "activations.png",
+    }
 
 
 def test_expected_calibration_error():
@@ -138,18 +153,31 @@ def test_mc_passes_over_a_saved_model_repeat_in_another_process(tmp_path):
     import keras
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(16), keras.layers.Dropout(0.5),
-                              keras.layers.Dense(8), keras.layers.Dropout(0.3), keras.layers.Dense(3)])
+    model = keras.Sequential(
+        [
+            keras.Input((6,)),
+            keras.layers.Dense(16),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(8),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(3),
+        ]
+    )
     model.save(tmp_path / "model.keras")
     outputs = []
     for run, (hash_seed, random_state) in enumerate([("1", "11"), ("2", "22")]):
         out = tmp_path / f"mc{run}.npy"
-        subprocess.run([sys.executable, "-c", MC_SCRIPT, str(tmp_path / "model.keras"), random_state,
-                        str(out)], check=True, cwd=tmp_path, capture_output=True,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        subprocess.run(
+            [sys.executable, "-c", MC_SCRIPT, str(tmp_path / "model.keras"), random_state, str(out)],
+            check=True,
+            cwd=tmp_path,
+            capture_output=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
         outputs.append(np.load(out))
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert not np.allclose(outputs[0][0], outputs[0][1])  # the passes differ: dropout is on
+
 
 def test_transfer_tasks_split_as_the_note():
     y = np.array([0, 5, 6, 7, 9, 6, 5, 1])
@@ -187,8 +215,12 @@ def test_transfer_keeps_model_a_intact_and_logs_each_model_and_seed(images):
 
     trained = experiment.train_variant(cfg, "transfer_comparison", images, seed=0, logger=Recorder())
     weights_before = [w.copy() for w in trained.model.get_weights()]
-    assert [name for name, _ in children] == ["b_scratch-seed0", "b_on_a-seed0",
-                                              "b_scratch-seed1", "b_on_a-seed1"]
+    assert [name for name, _ in children] == [
+        "b_scratch-seed0",
+        "b_on_a-seed0",
+        "b_scratch-seed1",
+        "b_on_a-seed1",
+    ]
     assert all("test_accuracy" in metrics for _, metrics in children)
     # each seed's model_B and model_B_on_A is a logged model: an image in, Shirt or Sandal out
     for _, metrics in children:
@@ -196,7 +228,9 @@ def test_transfer_keeps_model_a_intact_and_logs_each_model_and_seed(images):
         assert spec["input"]["kind"] == "image"
         assert spec["outputs"][0]["labels"] == ["Sandal", "Shirt"]
     assert {metrics["model"].spec["variant"] for _, metrics in children} == {"model_B", "model_B_on_A"}
-    assert {"b_scratch_test_accuracy_mean", "b_on_a_test_accuracy_mean", "paired_t_pvalue"} <= set(trained.metrics)
+    assert {"b_scratch_test_accuracy_mean", "b_on_a_test_accuracy_mean", "paired_t_pvalue"} <= set(
+        trained.metrics
+    )
     assert "transfer_comparison.png" in trained.figures
     # training B on A changed none of model_A's weights
     experiment.train_variant(cfg, "transfer_comparison", images, seed=0, logger=Recorder())
@@ -215,14 +249,17 @@ def test_note_004_experiments_on_the_real_data(mirror, tmp_path, tracking_store)
     prepared = run_module("pipeline.prepare", "dataset=fashion_mnist", cwd=tmp_path, env=env)
     assert prepared.returncode == 0, prepared.stderr
     shrunk = {
-        "deep_training": ["experiments.deep_training.train.epochs=1",
-                          "experiments.deep_training.train.groups=[optimizers]"],
-        "mc_dropout": ["experiments.mc_dropout.train.epochs=1",
-                       "experiments.mc_dropout.train.mc.passes=10"],
-        "transfer": ["experiments.transfer.train.epochs=1",
-                     "experiments.transfer.train.transfer.seeds=2",
-                     "experiments.transfer.train.transfer.frozen_epochs=1",
-                     "experiments.transfer.train.transfer.unfrozen_epochs=1"],
+        "deep_training": [
+            "experiments.deep_training.train.epochs=1",
+            "experiments.deep_training.train.groups=[optimizers]",
+        ],
+        "mc_dropout": ["experiments.mc_dropout.train.epochs=1", "experiments.mc_dropout.train.mc.passes=10"],
+        "transfer": [
+            "experiments.transfer.train.epochs=1",
+            "experiments.transfer.train.transfer.seeds=2",
+            "experiments.transfer.train.transfer.frozen_epochs=1",
+            "experiments.transfer.train.transfer.unfrozen_epochs=1",
+        ],
     }
     for name, overrides in shrunk.items():
         for stage in ("train", "evaluate"):

@@ -8,8 +8,15 @@ from omegaconf import OmegaConf
 from conftest import experiment_cfg
 from pipeline import config
 from pipeline.data.splits import hold_out_validation, split_imdb, split_reuters
-from pipeline.data.text import (pack_ragged, pack_texts, ragged_parts, sequences_to_multi_hot,
-                                text_vectorizer, texts_to_multi_hot, unpack_texts)
+from pipeline.data.text import (
+    pack_ragged,
+    pack_texts,
+    ragged_parts,
+    sequences_to_multi_hot,
+    text_vectorizer,
+    texts_to_multi_hot,
+    unpack_texts,
+)
 from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
 from pipeline.experiments.classification import class_labels, null_accuracies
@@ -18,8 +25,6 @@ from pipeline.models.dense import build_dense_classifier
 from pipeline.tune import search_space
 
 EXPERIMENTS = ("fashion_regularization", "imdb", "reuters")
-
-
 
 
 # --- data: packing and splits ------------------------------------------------------------
@@ -38,8 +43,12 @@ def test_ragged_rows_and_texts_survive_npz_without_pickle(tmp_path):
 
 
 def test_first_rows_hold_out_keeps_order_and_test_set():
-    raw = {"x_train": np.arange(10) * 10, "y_train": np.arange(10) % 2,
-           "x_test": np.array([7, 8]), "y_test": np.array([0, 1])}
+    raw = {
+        "x_train": np.arange(10) * 10,
+        "y_train": np.arange(10) % 2,
+        "x_test": np.array([7, 8]),
+        "y_test": np.array([0, 1]),
+    }
     arrays = hold_out_validation(raw, {"valid_size": 3, "random_state": None})
     assert arrays["x_valid"].tolist() == [0, 10, 20]  # the first rows, as notes 002 and 004
     assert arrays["x_train"].tolist() == [30, 40, 50, 60, 70, 80, 90]
@@ -69,8 +78,12 @@ def test_reuters_split_packs_ragged_word_ids():
 
 
 def test_imdb_split_packs_review_texts():
-    raw = {"text_train": np.array(["bad", "awful", "good", "great"]), "y_train": np.array([0, 0, 1, 1]),
-           "text_test": np.array(["fine"]), "y_test": np.array([1])}
+    raw = {
+        "text_train": np.array(["bad", "awful", "good", "great"]),
+        "y_train": np.array([0, 0, 1, 1]),
+        "text_test": np.array(["fine"]),
+        "y_test": np.array([1]),
+    }
     arrays = split_imdb(raw, {"valid_size": 2, "random_state": 0})
     train, valid = unpack_texts(arrays, "text_train"), unpack_texts(arrays, "text_valid")
     assert sorted([*train, *valid]) == ["awful", "bad", "good", "great"]
@@ -111,8 +124,10 @@ def test_fashion_networks_have_the_notes_layers():
     cfg = experiment_cfg("fashion_regularization")
     experiment = get_experiment("fashion_regularization")
     data = {"x_train": np.zeros((4, 28, 28), np.uint8), "y_train": np.arange(10)}
-    models = {v: experiment.build(cfg, v, data) for v in
-              ("softmax_1epoch", "l2_l1_1epoch", "max_norm_1epoch", "dropout_early_stopped")}
+    models = {
+        v: experiment.build(cfg, v, data)
+        for v in ("softmax_1epoch", "l2_l1_1epoch", "max_norm_1epoch", "dropout_early_stopped")
+    }
     assert models["softmax_1epoch"].count_params() == 7850  # the note's model.summary()
     assert models["l2_l1_1epoch"].count_params() == 50890
     dense = layer(models["l2_l1_1epoch"], "hidden1")
@@ -164,8 +179,12 @@ def reviews():
     rng = np.random.default_rng(0)
     good, bad = ["good great fine lovely", "bad awful poor dull"]
     words = lambda pool, n: [" ".join(rng.choice(pool.split(), 4)) + " film" for _ in range(n)]
-    raw = {"text_train": np.array(words(good, 40) + words(bad, 40)), "y_train": np.repeat([1, 0], 40),
-           "text_test": np.array(words(good, 10) + words(bad, 10)), "y_test": np.repeat([1, 0], 10)}
+    raw = {
+        "text_train": np.array(words(good, 40) + words(bad, 40)),
+        "y_train": np.repeat([1, 0], 40),
+        "text_test": np.array(words(good, 10) + words(bad, 10)),
+        "y_test": np.repeat([1, 0], 10),
+    }
     return split_imdb(raw, {"valid_size": 20, "random_state": 0})
 
 
@@ -207,8 +226,9 @@ def test_reuters_label_encodings_train_the_same_model(newswires):
     runs = {v: experiment.train_variant(cfg, v, newswires, seed=3) for v in experiment.variants(cfg)}
     assert runs["one_hot_labels"].model.loss == "categorical_crossentropy"
     assert runs["integer_labels"].model.loss == "sparse_categorical_crossentropy"
-    np.testing.assert_allclose(runs["one_hot_labels"].fit.history["loss"],
-                               runs["integer_labels"].fit.history["loss"], rtol=1e-4)
+    np.testing.assert_allclose(
+        runs["one_hot_labels"].fit.history["loss"], runs["integer_labels"].fit.history["loss"], rtol=1e-4
+    )
     assert experiment.figure(cfg, "integer_labels", runs["integer_labels"].model, newswires) is not None
 
 

@@ -29,5 +29,8 @@ def test_stage_times_run_from_one_stage_announcement_to_the_next():
     assert bench.STAGE_LINE.match("Running stage 'train@wide_deep':").group(1) == "train@wide_deep"
     starts = [("prepare@reuters", 10.0), ("train@reuters", 25.0), ("report", 90.0)]
     assert bench.stage_seconds(starts, end=100.0) == {
-        "prepare@reuters": 15.0, "train@reuters": 65.0, "report": 10.0}
+        "prepare@reuters": 15.0,
+        "train@reuters": 65.0,
+        "report": 10.0,
+    }
     assert bench.stage_seconds([], end=5.0) == {}

@@ -12,8 +12,7 @@ pytestmark = pytest.mark.slow
 def test_fashion_regularization(tmp_path, env):
     key = "experiments.fashion_regularization.train"
     # larger batches and 2 epochs for the early-stopped runs: seconds instead of minutes
-    metrics = run_stages("fashion_regularization", tmp_path, env, f"{key}.epochs=2",
-                         f"{key}.batch_size=256")
+    metrics = run_stages("fashion_regularization", tmp_path, env, f"{key}.epochs=2", f"{key}.batch_size=256")
     info = json.loads((tmp_path / "data/fashion_mnist/info.json").read_text())
     assert info["shapes"]["x_train"] == [55000, 28, 28] and info["shapes"]["x_valid"] == [5000, 28, 28]
     assert info["shapes"]["x_test"] == [10000, 28, 28]
@@ -55,5 +54,6 @@ def test_reuters(tmp_path, env):
     for scores in variants.values():
         assert scores["test_accuracy"] > baseline["accuracy"] + 0.2
     # the same network, seed and loss: the label encoding does not change what is learned
-    assert abs(variants["one_hot_labels"]["test_accuracy"]
-               - variants["integer_labels"]["test_accuracy"]) < 0.01
+    assert (
+        abs(variants["one_hot_labels"]["test_accuracy"] - variants["integer_labels"]["test_accuracy"]) < 0.01
+    )

@@ -9,8 +9,13 @@ from conftest import run_module
 
 pytestmark = pytest.mark.slow
 
-THORACIC_VARIANTS = {"mean_squared_logarithmic_error", "binary_crossentropy", "mean_squared_error",
-                     "mean_absolute_error", "poisson"}
+THORACIC_VARIANTS = {
+    "mean_squared_logarithmic_error",
+    "binary_crossentropy",
+    "mean_squared_error",
+    "mean_absolute_error",
+    "poisson",
+}
 
 
 def run_stages(name, overrides, tmp_path, env):
@@ -24,15 +29,18 @@ def run_stages(name, overrides, tmp_path, env):
 def runs_by_name(tracking_store, name):
     client = MlflowClient(tracking_store)
     experiment = client.get_experiment_by_name(name)
-    return client, client.search_runs([experiment.experiment_id],
-                                      filter_string="tags.`pipeline.stage` = 'train'")
+    return client, client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`pipeline.stage` = 'train'"
+    )
 
 
 def test_thoracic(mirror, tmp_path, tracking_store):
     env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
-    shrink = ["experiments.thoracic.train.epochs=2",
-              "experiments.thoracic.train.cv.splitter.n_splits=2",
-              "experiments.thoracic.train.cv.splitter.n_repeats=1"]
+    shrink = [
+        "experiments.thoracic.train.epochs=2",
+        "experiments.thoracic.train.cv.splitter.n_splits=2",
+        "experiments.thoracic.train.cv.splitter.n_repeats=1",
+    ]
     metrics = run_stages("thoracic", shrink, tmp_path, env)
 
     baseline = metrics["baseline"]
@@ -72,13 +80,20 @@ def test_boston(mirror, tmp_path, tracking_store):
     assert faithful["note_cv_mae_mean"] == 2.6436 and "diff_cv_mae_fold4" in faithful
 
     client, runs = runs_by_name(tracking_store, "boston")
-    variants = {r.data.tags["pipeline.variant"]: r for r in runs
-                if "pipeline.variant" in r.data.tags and "pipeline.child" not in r.data.tags}
+    variants = {
+        r.data.tags["pipeline.variant"]: r
+        for r in runs
+        if "pipeline.variant" in r.data.tags and "pipeline.child" not in r.data.tags
+    }
     assert set(variants) == {"faithful", "fast"}
     for variant, parent in variants.items():
-        folds = {r.data.tags["pipeline.child"]: r for r in runs
-                 if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        folds = {
+            r.data.tags["pipeline.child"]: r
+            for r in runs
+            if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+        }
         assert set(folds) == {"fold-1", "fold-2", "fold-3", "fold-4"}
         for k, fold in folds.items():
             assert fold.data.metrics["val_mae"] == pytest.approx(
-                metrics["variants"][variant][f"cv_mae_fold{k[-1]}"])
+                metrics["variants"][variant][f"cv_mae_fold{k[-1]}"]
+            )

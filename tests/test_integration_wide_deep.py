@@ -19,8 +19,9 @@ TARGETS = ("evaluate@wide_deep", "tune@wide_deep")  # the whole wide & deep pipe
 
 
 def test_prepare_splits_like_the_seed(mirror, tmp_path):
-    result = run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path,
-                        env={"PIPELINE_DATA_MIRROR": str(mirror)})
+    result = run_module(
+        "pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env={"PIPELINE_DATA_MIRROR": str(mirror)}
+    )
     assert result.returncode == 0, result.stderr
     info = json.loads((tmp_path / "data/california_housing/info.json").read_text())
     assert info["shapes"]["x_train"] == [11610, 8]
@@ -43,8 +44,9 @@ BIN = Path(sys.executable).parent  # dvc and the python its stages call: this en
 
 
 def dvc(project: Path, *args: str, env: dict) -> subprocess.CompletedProcess:
-    result = subprocess.run([str(BIN / "dvc"), *args], cwd=project, capture_output=True, text=True,
-                            env=env, timeout=1800)
+    result = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=project, capture_output=True, text=True, env=env, timeout=1800
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -54,13 +56,26 @@ def repro(mirror, tmp_path_factory):
     """A copy of the project, wide & deep shrunk, after one `dvc repro` of its stages."""
     project = copy_project(tmp_path_factory.mktemp("project"))
     shrink(project)
-    env = {**os.environ, "PIPELINE_DATA_MIRROR": str(mirror), "PYTHONPATH": str(project / "src"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PIPELINE_DATA_MIRROR": str(mirror),
+        "PYTHONPATH": str(project / "src"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     assert run_module("pipeline.config", cwd=project, env=env).returncode == 0
-    subprocess.run(["git", "commit", "-qam", "shrink"], cwd=project, check=True,
-                   env={**env, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t"})
+    subprocess.run(
+        ["git", "commit", "-qam", "shrink"],
+        cwd=project,
+        check=True,
+        env={
+            **env,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        },
+    )
     first = dvc(project, "repro", *TARGETS, env=env)
     return project, env, first
 
@@ -80,7 +95,8 @@ def test_repro_runs_every_stage_and_writes_metrics(repro):
     assert headline["variant"] == metrics["registry"]["variant"]  # the registered one
     assert headline["test_rmse"] == metrics["variants"][headline["variant"]]["test_rmse"]
     assert set(headline) == {"variant", "val_rmse", "test_rmse", "test_rmse_aux"} - (
-        set() if "test_rmse_aux" in metrics["variants"][headline["variant"]] else {"test_rmse_aux"})
+        set() if "test_rmse_aux" in metrics["variants"][headline["variant"]] else {"test_rmse_aux"}
+    )
     best = json.loads((project / "tuning/wide_deep/best_params.json").read_text())
     assert best["n_trials"] == 2 and "test_test_rmse" not in best["best_test"]
     assert "test_rmse" in best["best_test"]
@@ -109,8 +125,9 @@ def test_metrics_and_plots_show(repro):
 
 def git(project: Path, *args: str) -> str:
     who = ["-c", "user.email=test@example.com", "-c", "user.name=test"]
-    return subprocess.run(["git", *who, *args], cwd=project, check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(
+        ["git", *who, *args], cwd=project, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def pushed(project: Path, env: dict, url: str, **options: str) -> None:
@@ -132,8 +149,14 @@ def teammate(project: Path, folder: Path, env: dict, url: str, **options: str):
         dvc(clone, "remote", "modify", "--local", "team", key, value, env=env)
     env = {**env, "PYTHONPATH": str(clone / "src")}
     # dvc.lock also records the other experiments of the full `make run`: pull what this made
-    pull = subprocess.run([sys.executable, "-m", "pipeline.remote", "pull", *TARGETS, "--with-deps"],
-                          cwd=clone, env=env, capture_output=True, text=True, timeout=1800)
+    pull = subprocess.run(
+        [sys.executable, "-m", "pipeline.remote", "pull", *TARGETS, "--with-deps"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     return clone, env, pull
 
 
@@ -171,8 +194,11 @@ def locked_md5s(project: Path) -> dict[str, str]:
 def workspace(folder: Path) -> set[str]:
     """The files a user sees (not git's, not DVC's cache, temp files or local config)."""
     internal = (".git/", ".dvc/cache", ".dvc/tmp", ".dvc/config.local")
-    return {name for name in (str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-            if not name.startswith(internal)}
+    return {
+        name
+        for name in (str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+        if not name.startswith(internal)
+    }
 
 
 def test_a_pull_that_fails_half_way_changes_nothing_and_names_what_is_missing(repro, tmp_path):
@@ -212,8 +238,16 @@ def test_queued_experiments_run_and_compare(repro):
 
     project, env, _ = repro
     for epochs in (1, 4):  # not 3: the later param test must train, not restore from the run-cache
-        dvc(project, "exp", "run", "--queue", "-S", f"experiments.wide_deep.train.epochs={epochs}",
-            "evaluate@wide_deep", env=env)
+        dvc(
+            project,
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            f"experiments.wide_deep.train.epochs={epochs}",
+            "evaluate@wide_deep",
+            env=env,
+        )
     dvc(project, "queue", "start", "-j", "1", env=env)
     deadline = time.monotonic() + 1800
     while re.search(r"\b(Queued|Running)\b", status := dvc(project, "queue", "status", env=env).stdout):
@@ -236,15 +270,28 @@ def test_exp_show_of_one_experiment_fits_a_terminal(repro):
     """`make exp-show experiment=wide_deep` (the command `make -n` prints), after the queued
     runs: one row each, the epochs that differ, the headline metrics, in 120 columns."""
     project, env, _ = repro
-    dry = subprocess.run(["make", "-n", "-s", "exp-show", "experiment=wide_deep"], cwd=project,
-                         capture_output=True, text=True, check=True).stdout
+    dry = subprocess.run(
+        ["make", "-n", "-s", "exp-show", "experiment=wide_deep"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     (command,) = [line for line in dry.splitlines() if line.startswith("python -m pipeline.compare")]
-    shown = subprocess.run([sys.executable, *command.split()[1:]], cwd=project,
-                           env={**env, "COLUMNS": "120"}, capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, *command.split()[1:]],
+        cwd=project,
+        env={**env, "COLUMNS": "120"},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     header, *rows = shown.splitlines()
     assert header.split()[:2] == ["experiment", "train.epochs"], shown
     assert {"variant", "val_rmse", "test_rmse"} <= set(header.split()), shown
-    assert len(rows) == 4 and {row.split()[1] for row in rows} == {"1", "2", "4"}, shown  # workspace, baseline, 2 runs
+    assert len(rows) == 4 and {row.split()[1] for row in rows} == {"1", "2", "4"}, (
+        shown
+    )  # workspace, baseline, 2 runs
     assert "imdb" not in shown and "baseline" not in shown
     assert max(len(line) for line in shown.splitlines()) <= 120, shown
 
@@ -255,8 +302,11 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
     client = MlflowClient()
     experiment = client.get_experiment_by_name("wide_deep")
     runs = client.search_runs([experiment.experiment_id])
-    variant_runs = {r.data.tags.get("pipeline.variant"): r for r in runs
-                    if r.data.tags.get("pipeline.stage") == "train" and "pipeline.variant" in r.data.tags}
+    variant_runs = {
+        r.data.tags.get("pipeline.variant"): r
+        for r in runs
+        if r.data.tags.get("pipeline.stage") == "train" and "pipeline.variant" in r.data.tags
+    }
     assert set(variant_runs) == VARIANTS
     info = json.loads((project / "data/california_housing/info.json").read_text())
     for run in variant_runs.values():
@@ -270,20 +320,23 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
         assert {"learning_curves.png", "test_predictions.png"} <= artifacts
         # the model is an MLflow logged model of the run, with evaluate's metrics on it
         logged = client.search_logged_models(
-            experiment_ids=[experiment.experiment_id],
-            filter_string=f"source_run_id = '{run.info.run_id}'")
+            experiment_ids=[experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
         assert len(logged) == 1
         assert {"test_rmse", "val_rmse"} <= {m.key for m in logged[0].metrics}
         # the run's dataset input: name, digest, split sizes
         (dataset_input,) = run.inputs.dataset_inputs
         assert dataset_input.dataset.name == "california_housing"
         assert info["sha256"]["content"].startswith(dataset_input.dataset.digest)
-        assert {"sha256": info["sha256"]["content"], "rows.train": "11610",
-                "rows.test": "5160"}.items() <= {
-            t.key: t.value for t in dataset_input.tags}.items()
+        assert {"sha256": info["sha256"]["content"], "rows.train": "11610", "rows.test": "5160"}.items() <= {
+            t.key: t.value for t in dataset_input.tags
+        }.items()
     model = mlflow.pyfunc.load_model(f"runs:/{variant_runs['two_inputs'].info.run_id}/model")
     example = model.metadata.load_input_example(
-        str(Path(mlflow.artifacts.download_artifacts(f"runs:/{variant_runs['two_inputs'].info.run_id}/model"))))
+        str(
+            Path(mlflow.artifacts.download_artifacts(f"runs:/{variant_runs['two_inputs'].info.run_id}/model"))
+        )
+    )
     assert model.metadata.signature is not None and list(example.columns)[0] == "MedInc"
     prediction = model.predict(example)  # a house's 8 features in, named columns out
     assert list(prediction.columns) == ["main"] and len(prediction) == 5
@@ -294,7 +347,9 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
     champion = client.get_model_version_by_alias("wide_deep", "champion")
     assert champion.tags["selection.metric"] == "val_rmse"
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", champion.tags["git_commit"])
-    trials = [r for r in runs if r.data.tags.get("pipeline.stage") == "tune" and "optuna.trial" in r.data.tags]
+    trials = [
+        r for r in runs if r.data.tags.get("pipeline.stage") == "tune" and "optuna.trial" in r.data.tags
+    ]
     assert len(trials) == 2 and all("mlflow.parentRunId" in r.data.tags for r in trials)
 
 
@@ -310,9 +365,12 @@ def test_changing_one_param_reruns_only_its_dependants(repro):
 def test_tune_resumes_the_same_study(mirror, tmp_path, tracking_store):
     env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
     assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
-    args = ["experiment=wide_deep", "tune.n_trials=2",
-            "experiments.wide_deep.variants.search.train.epochs=2",  # the tune variant's own
-            f"tune.dir={tmp_path / 'studies'}"]
+    args = [
+        "experiment=wide_deep",
+        "tune.n_trials=2",
+        "experiments.wide_deep.variants.search.train.epochs=2",  # the tune variant's own
+        f"tune.dir={tmp_path / 'studies'}",
+    ]
     for _ in range(2):
         result = run_module("pipeline.tune", *args, cwd=tmp_path, env=env)
         assert result.returncode == 0, result.stderr

@@ -23,8 +23,7 @@ FINALIZER = textwrap.dedent("""
 
 def run_python(code: str) -> subprocess.CompletedProcess:
     env = {"PYTHONPATH": str(ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
 
 
 def test_python_loses_a_ctrl_c_that_lands_in_a_finalizer():
@@ -36,7 +35,9 @@ def test_python_loses_a_ctrl_c_that_lands_in_a_finalizer():
 
 
 def test_inside_deferred_that_ctrl_c_stops_the_block():
-    result = run_python(FINALIZER + textwrap.dedent("""
+    result = run_python(
+        FINALIZER
+        + textwrap.dedent("""
         try:
             with interrupts.deferred():
                 LandsInFinalizer()
@@ -44,7 +45,8 @@ def test_inside_deferred_that_ctrl_c_stops_the_block():
         except KeyboardInterrupt:
             print('stopped')
         print('handler restored', signal.getsignal(signal.SIGINT) is signal.default_int_handler)
-    """))
+    """)
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:3] == ["block ran to its end", "stopped", "handler restored True"]
     assert "Exception ignored" not in result.stderr

@@ -39,7 +39,10 @@ def test_json_roundtrip(tmp_path):
 
 def test_note_comparison():
     assert compare_with_note({"test_rmse": 0.57}, {"test_rmse": 0.56, "test_loss": 0.3}) == {
-        "note_test_rmse": 0.56, "diff_test_rmse": 0.01, "note_test_loss": 0.3}
+        "note_test_rmse": 0.56,
+        "diff_test_rmse": 0.01,
+        "note_test_loss": 0.3,
+    }
 
 
 def wide_deep():
@@ -54,9 +57,9 @@ def test_search_space_is_flattened_to_config_paths():
 
 def test_suggest_writes_trial_values_into_a_copy():
     cfg = wide_deep()
-    trial = optuna.trial.FixedTrial({"model.units": 64, "model.depth": 3,
-                                     "train.optimizer.learning_rate": 0.002,
-                                     "train.batch_size": 64})
+    trial = optuna.trial.FixedTrial(
+        {"model.units": 64, "model.depth": 3, "train.optimizer.learning_rate": 0.002, "train.batch_size": 64}
+    )
     tuned = suggest(trial, cfg)
     assert (tuned.model.units, tuned.model.depth, tuned.train.batch_size) == (64, 3, 64)
     assert tuned.train.optimizer.learning_rate == 0.002

@@ -39,8 +39,7 @@ def test_train_writes_models_and_history_where_evaluate_and_tune_read_them():
     assert declared("train", "plots") == posix(layout.history("X"))
     assert posix(layout.prepared("D")) <= declared("train", "deps")
     assert posix(layout.models("X")) <= declared("evaluate", "deps")
-    for inside in (layout.model_file("X", "v"), layout.training_metrics("X", "v"),
-                   layout.run_record("X")):
+    for inside in (layout.model_file("X", "v"), layout.training_metrics("X", "v"), layout.run_record("X")):
         assert inside.parent == layout.models("X")
     assert layout.history_file("X", "v").parent == layout.history("X")
 
@@ -72,9 +71,14 @@ def test_every_stage_depends_on_the_modules_its_entry_point_imports():
 
 @pytest.mark.parametrize("stage", ["prepare", "train", "evaluate", "tune", "report", "predict"])
 def test_every_stage_prints_its_usage_on_help(stage):
-    done = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    done = subprocess.run(
+        [sys.executable, "-m", f"pipeline.{stage}", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+    )
     assert done.returncode == 0, done.stderr
     assert f"python -m pipeline.{stage}" in done.stdout, done.stdout
     assert "tensorflow" not in done.stderr.lower()

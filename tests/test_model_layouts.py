@@ -19,13 +19,16 @@ EXPECTED = json.loads(FIXTURE.read_text())
 @functools.cache
 def configs() -> dict[str, tuple[str, str, object]]:
     """{build id: (experiment, variant, resolved config)} of the builds the script records."""
-    return {build_id(name, variant, overrides): (name, variant, resolved)
-            for name, variant, resolved, overrides in builds(load_config())}
+    return {
+        build_id(name, variant, overrides): (name, variant, resolved)
+        for name, variant, resolved, overrides in builds(load_config())
+    }
 
 
 def test_the_fixture_covers_every_variant():
     assert sorted(configs()) == sorted(EXPECTED), (
-        "variants or probes changed: run `PYTHONPATH=src python tests/model_layouts.py`")
+        "variants or probes changed: run `PYTHONPATH=src python tests/model_layouts.py`"
+    )
 
 
 @pytest.mark.parametrize("build", sorted(EXPECTED))

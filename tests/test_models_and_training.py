@@ -19,8 +19,11 @@ def housing_like():
     x = rng.normal(3.0, 2.0, size=(300, 8)).astype("float64")
     y = x[:, 0] * 0.5 + np.sin(x[:, 3]) + rng.normal(0, 0.1, 300)
     parts = np.split(np.arange(300), [180, 240])
-    return {f"{k}_{s}": a[idx] for s, idx in zip(("train", "valid", "test"), parts)
-            for k, a in (("x", x), ("y", y))}
+    return {
+        f"{k}_{s}": a[idx]
+        for s, idx in zip(("train", "valid", "test"), parts)
+        for k, a in (("x", x), ("y", y))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +71,23 @@ def test_crossed_feature_is_an_input_per_column_and_survives_saving(tmp_path):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(200, 8)).astype("float32")
     columns = {"latitude": x[:, 6:7], "longitude": x[:, 7:8]}
-    model = build_wide_deep(wide_train=x[:, :5], deep_train=x, units=4, depth=1, aux_output=True,
-                            crossed_train=columns, cross_bins=4)
+    model = build_wide_deep(
+        wide_train=x[:, :5],
+        deep_train=x,
+        units=4,
+        depth=1,
+        aux_output=True,
+        crossed_train=columns,
+        cross_bins=4,
+    )
     assert sorted(i.name for i in model.inputs) == ["deep", "latitude", "longitude", "wide"]
     assert model.get_layer("latitude_bins").get_config()["num_bins"] == 4
     inputs = {"wide": x[:, :5], "deep": x, **columns}
     model.save(tmp_path / "m.keras")
     again = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(again.predict(inputs, verbose=0)["main"],
-                               model.predict(inputs, verbose=0)["main"], rtol=1e-6)
+    np.testing.assert_allclose(
+        again.predict(inputs, verbose=0)["main"], model.predict(inputs, verbose=0)["main"], rtol=1e-6
+    )
 
 
 def test_tune_only_variant_is_tuned_not_trained(housing_like, wide_deep_cfg):
@@ -121,10 +132,12 @@ def test_every_variant_trains_and_scores(variant, housing_like, wide_deep_cfg):
     assert experiment.baseline(wide_deep_cfg, housing_like)["rmse"] > 0
 
 
-def test_train_variant_runs_the_experiment_hooks_around_its_one_fit(housing_like, wide_deep_cfg,
-                                                                     fit_callbacks):
+def test_train_variant_runs_the_experiment_hooks_around_its_one_fit(
+    housing_like, wide_deep_cfg, fit_callbacks
+):
     """The config's callbacks, then the experiment's own, then the stage's; best_epoch, then the
     after-training metrics, which see the experiment's callbacks after the fit."""
+
     class Recorded(keras.callbacks.Callback):
         def on_train_end(self, logs=None):
             self.ended = True
@@ -142,22 +155,24 @@ def test_train_variant_runs_the_experiment_hooks_around_its_one_fit(housing_like
     with open_dict(cfg):
         cfg.train.early_stopping = {"monitor": "val_loss", "patience": 5}
     stage = keras.callbacks.Callback()
-    trained = HookedWideDeep().train_variant(cfg, "single_input", housing_like, seed=0,
-                                             callbacks=[stage])
+    trained = HookedWideDeep().train_variant(cfg, "single_input", housing_like, seed=0, callbacks=[stage])
     [callbacks] = fit_callbacks
     assert [type(c) for c in callbacks] == [keras.callbacks.EarlyStopping, Recorded, type(stage)]
     assert callbacks[-1] is stage
     assert list(trained.metrics) == ["best_epoch", "recorded", "params"]
     assert trained.metrics["recorded"] == [True]
     assert trained.metrics["best_epoch"] == int(np.argmin(trained.fit.history["val_loss"])) + 1
-    assert "best_epoch" not in get_experiment("wide_deep").train_variant(
-        wide_deep_cfg, "single_input", housing_like, seed=0).metrics  # regressions do not report it
+    assert (
+        "best_epoch"
+        not in get_experiment("wide_deep")
+        .train_variant(wide_deep_cfg, "single_input", housing_like, seed=0)
+        .metrics
+    )  # regressions do not report it
 
 
 def test_same_seed_same_result(housing_like, wide_deep_cfg):
     experiment = get_experiment("wide_deep")
-    runs = [experiment.train_variant(wide_deep_cfg, "two_inputs", housing_like, seed=5)
-            for _ in range(2)]
+    runs = [experiment.train_variant(wide_deep_cfg, "two_inputs", housing_like, seed=5) for _ in range(2)]
     assert runs[0].fit.history == runs[1].fit.history
 
 
@@ -179,8 +194,10 @@ def test_fast_path_gives_the_plain_fit_result(housing_like, wide_deep_cfg):
     for key, values in plain.fit.history.items():
         if not key.startswith("val_"):  # Keras averages per-output val losses over batches
             np.testing.assert_allclose(fast.fit.history[key], values, rtol=1e-5, err_msg=key)
-    scores = [experiment.score(wide_deep_cfg, "two_outputs", run.model, housing_like, "valid")
-              for run in (plain, fast)]
+    scores = [
+        experiment.score(wide_deep_cfg, "two_outputs", run.model, housing_like, "valid")
+        for run in (plain, fast)
+    ]
     assert scores[0] == pytest.approx(scores[1], rel=1e-5)
 
 

@@ -17,10 +17,6 @@ from pipeline.models.ensemble import build_average_ensemble, ensemble_members
 from pipeline.models.graphs import build_conv_net, build_deep_dense, build_member, deep_widths
 
 
-
-
-
-
 def layer_types(model):
     return [type(layer).__name__ for layer in model.layers]
 
@@ -61,6 +57,7 @@ def test_deep_dense_plain_and_residual_have_the_same_main_path():
     assert projections["proj5"].units == 16 and projections["proj9"].units == 8
     for layer in projections.values():
         assert layer.activation is keras.activations.linear and not layer.use_bias
+
     # the block's input comes straight in (identity) where the widths agree, else projected
     def add_inputs(name):
         return [tensor._keras_history[0].name for tensor in residual.get_layer(name).input]
@@ -73,22 +70,35 @@ def test_deep_dense_plain_and_residual_have_the_same_main_path():
 
 
 def test_deep_dense_without_batch_norm_keeps_biases():
-    model = build_deep_dense(input_shape=(28, 28), n_outputs=3, widths=[8], layers_per_width=2,
-                             batch_norm=False, residual=True, block_size=1)
+    model = build_deep_dense(
+        input_shape=(28, 28),
+        n_outputs=3,
+        widths=[8],
+        layers_per_width=2,
+        batch_norm=False,
+        residual=True,
+        block_size=1,
+    )
     assert "BatchNormalization" not in layer_types(model)
     assert model.get_layer("hidden1").use_bias and layer_types(model).count("Add") == 2
 
 
 def test_conv_nets_have_their_branches_and_comparable_sizes():
-    nets = {arch: build_conv_net(architecture=arch, input_shape=(28, 28), n_outputs=10)
-            for arch in ("conv_baseline", "inception", "xception")}
+    nets = {
+        arch: build_conv_net(architecture=arch, input_shape=(28, 28), n_outputs=10)
+        for arch in ("conv_baseline", "inception", "xception")
+    }
     counts = {arch: model.count_params() for arch, model in nets.items()}
     assert max(counts.values()) / min(counts.values()) < 1.25, counts
     inception = nets["inception"]
     for module in ("mixed1", "mixed2"):
         concat = inception.get_layer(f"{module}_concat")
-        branches = [f"{module}_1x1_relu", f"{module}_3x3_relu", f"{module}_5x5b_relu",
-                    f"{module}_pool_proj_relu"]
+        branches = [
+            f"{module}_1x1_relu",
+            f"{module}_3x3_relu",
+            f"{module}_5x5b_relu",
+            f"{module}_pool_proj_relu",
+        ]
         # four parallel branches of the same input, concatenated along the channels
         assert concat.output.shape[-1] == sum(inception.get_layer(b).output.shape[-1] for b in branches)
         assert inception.get_layer(f"{module}_1x1").kernel_size == (1, 1)
@@ -105,12 +115,17 @@ def test_conv_nets_have_their_branches_and_comparable_sizes():
 
 def test_ensemble_output_is_the_mean_of_its_members(tmp_path, images):
     keras.utils.set_random_seed(0)
-    members = [build_member({"kind": "dense", "hidden": [16]}, input_shape=(28, 28), n_outputs=10,
-                            name="member1"),
-               build_member({"kind": "dense", "hidden": [8, 8]}, input_shape=(28, 28), n_outputs=10,
-                            dropout=0.2, name="member2"),
-               build_member({"kind": "conv", "filters": 4}, input_shape=(28, 28), n_outputs=10,
-                            name="member3")]
+    members = [
+        build_member({"kind": "dense", "hidden": [16]}, input_shape=(28, 28), n_outputs=10, name="member1"),
+        build_member(
+            {"kind": "dense", "hidden": [8, 8]},
+            input_shape=(28, 28),
+            n_outputs=10,
+            dropout=0.2,
+            name="member2",
+        ),
+        build_member({"kind": "conv", "filters": 4}, input_shape=(28, 28), n_outputs=10, name="member3"),
+    ]
     ensemble = build_average_ensemble(members)
     x = images["x_test"][:7]
     expected = np.mean([m.predict(x, verbose=0) for m in members], axis=0)
@@ -133,10 +148,21 @@ def test_tensorboard_callback_writes_event_files(tmp_path, images):
     assert len(training.tensorboard_callbacks({"tensorboard": True}, tmp_path)) == 1
     [callback] = training.tensorboard_callbacks({"tensorboard": {"histogram_freq": 1}}, tmp_path)
     model = build_member({"kind": "dense", "hidden": [8]}, input_shape=(28, 28), n_outputs=10)
-    training.compile_model(model, optimizer={"name": "adam"}, loss="sparse_categorical_crossentropy",
-                           metrics=["accuracy"], steps_per_execution=4)
-    training.fit(model, (images["x_train"], images["y_train"]), (images["x_valid"], images["y_valid"]),
-                 epochs=2, batch_size=32, callbacks=[callback])
+    training.compile_model(
+        model,
+        optimizer={"name": "adam"},
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=4,
+    )
+    training.fit(
+        model,
+        (images["x_train"], images["y_train"]),
+        (images["x_valid"], images["y_valid"]),
+        epochs=2,
+        batch_size=32,
+        callbacks=[callback],
+    )
     events = sorted(p.parent.name for p in tmp_path.rglob("events.out.tfevents.*"))
     assert events == ["train", "validation"]
 
@@ -161,7 +187,8 @@ def test_artifact_dir_logs_files_to_the_active_run(tmp_path, tracking_store):
     client = mlflow.MlflowClient(tracking_store)
     assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["tensorboard"]
     assert [a.path for a in client.list_artifacts(run.info.run_id, "tensorboard/train")] == [
-        "tensorboard/train/events.out.tfevents.1"]
+        "tensorboard/train/events.out.tfevents.1"
+    ]
 
 
 def test_configs_enable_tensorboard_and_keep_note_003_without_note_figures():
@@ -193,13 +220,15 @@ def test_residual_records_gradient_norms_and_compares_the_variants(images):
         for moment in ("start", "end"):
             assert metrics[f"grad_norm_{moment}_hidden1"] > 0 and metrics[f"grad_norm_{moment}_output"] > 0
             assert metrics[f"grad_ratio_first_last_{moment}"] == pytest.approx(
-                metrics[f"grad_norm_{moment}_hidden1"] / metrics[f"grad_norm_{moment}_output"])
+                metrics[f"grad_norm_{moment}_hidden1"] / metrics[f"grad_norm_{moment}_output"]
+            )
         results[variant] = {**metrics, **experiment.evaluation(cfg, variant, trained.model, images)}
     assert any(k.startswith("grad_norm_start_proj") for k in results["residual"])
     tables, figures = experiment.summary(cfg, results, {})
     ratio = tables["residual_vs_plain"]["first_layer_grad_ratio_start"]
-    assert ratio == pytest.approx(results["residual"]["grad_norm_start_hidden1"]
-                                  / results["plain"]["grad_norm_start_hidden1"])
+    assert ratio == pytest.approx(
+        results["residual"]["grad_norm_start_hidden1"] / results["plain"]["grad_norm_start_hidden1"]
+    )
     assert [row["variant"] for row in tables["comparison"]] == ["plain", "residual"]
     assert set(figures) == {"gradient_norms.png"}
     cfg.variants.plain.architecture = "highway"
@@ -270,12 +299,21 @@ def test_note_003_graphs_on_the_real_data(mirror, tmp_path, tracking_store):
     assert prepared.returncode == 0, prepared.stderr[-3000:]
     shrunk = {
         # full depth (26 Dense layers), narrower layers and larger batches: seconds, not minutes
-        "residual": ["experiments.residual.train.epochs=1", "experiments.residual.model.widths=[64,32,16]",
-                     "experiments.residual.train.batch_size=256"],
-        "inception": ["experiments.inception.train.epochs=1", "experiments.inception.model.filters=8",
-                      "experiments.inception.train.batch_size=128"],
-        "ensemble": ["experiments.ensemble.train.epochs=1", "experiments.ensemble.model.members=3",
-                     "experiments.ensemble.train.batch_size=256"],
+        "residual": [
+            "experiments.residual.train.epochs=1",
+            "experiments.residual.model.widths=[64,32,16]",
+            "experiments.residual.train.batch_size=256",
+        ],
+        "inception": [
+            "experiments.inception.train.epochs=1",
+            "experiments.inception.model.filters=8",
+            "experiments.inception.train.batch_size=128",
+        ],
+        "ensemble": [
+            "experiments.ensemble.train.epochs=1",
+            "experiments.ensemble.model.members=3",
+            "experiments.ensemble.train.batch_size=256",
+        ],
     }
     for name, overrides in shrunk.items():
         for stage in ("train", "evaluate"):
@@ -304,7 +342,8 @@ def test_note_003_graphs_on_the_real_data(mirror, tmp_path, tracking_store):
     for k in (1, 2, 3):
         assert 0.7 < ensemble[f"test_accuracy_member{k}"] <= 1
     assert ensemble["test_gain_over_best_member"] == pytest.approx(
-        ensemble["test_accuracy"] - ensemble["test_accuracy_best_member"])
+        ensemble["test_accuracy"] - ensemble["test_accuracy_best_member"]
+    )
 
     client = mlflow.MlflowClient(tracking_store)
     for name, variants in (("residual", residual["variants"]), ("inception", inception)):
@@ -315,8 +354,11 @@ def test_note_003_graphs_on_the_real_data(mirror, tmp_path, tracking_store):
             assert logged == {"tensorboard/train", "tensorboard/validation"}, (name, variant)
             events = client.list_artifacts(run_id, "tensorboard/train")
             assert any("events.out.tfevents" in a.path for a in events), (name, variant)
-    ensemble_run = json.loads((tmp_path / "models/ensemble/runs.json").read_text())["variants"]["dense_members"]
-    children = client.search_runs([client.get_run(ensemble_run).info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{ensemble_run}'")
+    ensemble_run = json.loads((tmp_path / "models/ensemble/runs.json").read_text())["variants"][
+        "dense_members"
+    ]
+    children = client.search_runs(
+        [client.get_run(ensemble_run).info.experiment_id], f"tags.mlflow.parentRunId = '{ensemble_run}'"
+    )
     assert sorted(run.data.tags["pipeline.child"] for run in children) == ["member1", "member2", "member3"]
     assert not client.list_artifacts(ensemble_run, "tensorboard")  # not enabled in its config

@@ -20,8 +20,6 @@ from pipeline.tune import search_space
 EXPERIMENTS = ("siamese", "multi_io")
 
 
-
-
 # --- pairs ----------------------------------------------------------------------------------
 
 
@@ -72,8 +70,7 @@ def test_test_pairs_come_from_the_test_images_only(images):
         assert same.mean() == 0.5 and same.dtype == np.float32
         for side in ("image_a", "image_b"):
             assert set(inputs[side][:, 0, 0].tolist()) == {code}, (split, side)
-        index = {side: inputs[side][:, 0, 1].astype(int) * 256 + inputs[side][:, 0, 2]
-                 for side in inputs}
+        index = {side: inputs[side][:, 0, 1].astype(int) * 256 + inputs[side][:, 0, 2] for side in inputs}
         labels = images[f"y_{split}"]
         assert np.array_equal(same == 1, labels[index["image_a"]] == labels[index["image_b"]])
     first, _ = experiment.split(cfg, "dense_encoder", images, "test")
@@ -98,8 +95,15 @@ def randomize(model, seed=0):
 
 @pytest.mark.parametrize("kind", ["dense", "conv"])
 def test_siamese_score_is_symmetric_and_the_encoder_shared(kind):
-    encoder = build_encoder(image_shape=(28, 28), kind=kind, filters=[4, 8], hidden=[16],
-                            embedding=8, batch_norm=True, dropout=0.0)
+    encoder = build_encoder(
+        image_shape=(28, 28),
+        kind=kind,
+        filters=[4, 8],
+        hidden=[16],
+        embedding=8,
+        batch_norm=True,
+        dropout=0.0,
+    )
     model = build_siamese(encoder=encoder, head_units=8)
     randomize(model)
     rng = np.random.default_rng(1)
@@ -114,8 +118,7 @@ def test_siamese_score_is_symmetric_and_the_encoder_shared(kind):
     off = model({"image_a": b, "image_b": a}, training=True)
     np.testing.assert_allclose(np.asarray(on), np.asarray(off), rtol=0, atol=1e-6)
     # one encoder, called twice: its weights exist once
-    head = sum(int(np.prod(w.shape)) for l in model.layers if l.name in ("head", "same")
-               for w in l.weights)
+    head = sum(int(np.prod(w.shape)) for l in model.layers if l.name in ("head", "same") for w in l.weights)
     assert model.count_params() == encoder.count_params() + head
     assert [l.name for l in model.layers].count("encoder") == 1
 
@@ -142,8 +145,9 @@ def test_siamese_trains_scores_and_gives_an_input_example(images):
     experiment = get_experiment("siamese")
     trained = experiment.train_variant(cfg, "conv_encoder", images, seed=0)
     assert trained.fit.epochs >= 1 and "val_accuracy" in trained.fit.history
-    scores = experiment.evaluation(experiment.resolve(cfg, "conv_encoder"), "conv_encoder",
-                                   trained.model, images)
+    scores = experiment.evaluation(
+        experiment.resolve(cfg, "conv_encoder"), "conv_encoder", trained.model, images
+    )
     assert set(scores) == {"test_accuracy", "test_auc", "val_accuracy", "val_auc"}
     assert all(0 <= v <= 1 for v in scores.values())
     example = experiment.input_example(cfg, "conv_encoder", images, rows=3)
@@ -172,8 +176,14 @@ def reviews():
 
     text_train, y_train, r_train = make(120, (1, 20))
     text_test, y_test, r_test = make(30, (200, 400))
-    raw = {"text_train": text_train, "y_train": y_train, "rating_train": r_train,
-           "text_test": text_test, "y_test": y_test, "rating_test": r_test}
+    raw = {
+        "text_train": text_train,
+        "y_train": y_train,
+        "rating_train": r_train,
+        "text_test": text_test,
+        "y_test": y_test,
+        "rating_test": r_test,
+    }
     return split_imdb(raw, {"valid_size": 30, "random_state": 0})
 
 
@@ -215,11 +225,11 @@ def test_multi_io_loss_weights_and_losses_come_from_config(reviews):
     model = experiment.build(cfg, "both_outputs", reviews)
     inputs, targets = experiment.split(cfg, "both_outputs", reviews, "valid")
     scores = model.evaluate(inputs, targets, batch_size=1000, return_dict=True, verbose=0)
-    assert scores["loss"] == pytest.approx(scores["sentiment_loss"] + 0.25 * scores["rating_loss"],
-                                           rel=1e-4)
+    assert scores["loss"] == pytest.approx(scores["sentiment_loss"] + 0.25 * scores["rating_loss"], rel=1e-4)
     predicted = model.predict(inputs, verbose=0)
     assert scores["rating_loss"] == pytest.approx(  # the rating's loss is the configured mse
-        float(np.mean((predicted["rating"] - targets["rating"]) ** 2)), rel=1e-4)
+        float(np.mean((predicted["rating"] - targets["rating"]) ** 2)), rel=1e-4
+    )
     cfg.train.loss_weights.rating = 0.0
     model = experiment.build(cfg, "both_outputs", reviews)
     scores = model.evaluate(inputs, targets, batch_size=1000, return_dict=True, verbose=0)
@@ -251,12 +261,14 @@ def test_multi_io_trains_scores_and_beats_its_baselines(reviews):
         trained = experiment.train_variant(cfg, variant, reviews, seed=0)
         assert trained.metrics["best_epoch"] >= 1
         models[variant] = trained.model
-        results[variant] = experiment.evaluation(experiment.resolve(cfg, variant), variant,
-                                                 trained.model, reviews)
+        results[variant] = experiment.evaluation(
+            experiment.resolve(cfg, variant), variant, trained.model, reviews
+        )
         example = experiment.input_example(cfg, variant, reviews, rows=2)
         assert set(example) == {"words", "log_words"} and example["log_words"].shape == (2, 1)
-    assert set(results["both_outputs"]) == {f"{s}_{m}" for s in ("test", "val")
-                                            for m in ("sentiment_accuracy", "rating_mae", "rating_rmse")}
+    assert set(results["both_outputs"]) == {
+        f"{s}_{m}" for s in ("test", "val") for m in ("sentiment_accuracy", "rating_mae", "rating_rmse")
+    }
     assert set(results["sentiment_only"]) == {"test_sentiment_accuracy", "val_sentiment_accuracy"}
     baseline = experiment.baseline(cfg, reviews)
     train_mean = reviews["rating_train"].mean()
@@ -275,8 +287,9 @@ def test_unprepared_ratings_and_unknown_outputs_are_clear_errors(reviews):
     old = {k: v for k, v in reviews.items() if not k.startswith("rating_")}  # prepared before
     with pytest.raises(DataError, match="pipeline.prepare dataset=imdb_reviews"):
         experiment.split(cfg, "both_outputs", old, "train")
-    inputs, targets = experiment.split(experiment.resolve(cfg, "sentiment_only"), "sentiment_only",
-                                       old, "train")  # the sentiment alone needs no ratings
+    inputs, targets = experiment.split(
+        experiment.resolve(cfg, "sentiment_only"), "sentiment_only", old, "train"
+    )  # the sentiment alone needs no ratings
     assert set(targets) == {"sentiment"}
     cfg.model.outputs = ["sentiment", "stars"]
     with pytest.raises(ConfigError, match="sentiment, rating"):

@@ -19,16 +19,17 @@ from pipeline.batch import stream
 from pipeline.data.splits import split_imdb, split_reuters
 from pipeline.experiments import get_experiment
 
-FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude",
-            "Longitude"]
+FEATURES = ["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude"]
 rng = np.random.default_rng(0)
 
 
 # --- made-up data ----------------------------------------------------------------------------
 def california() -> dict:
     x = {s: rng.normal(size=(n, 8)) * 3 + 30 for s, n in (("train", 200), ("valid", 40), ("test", 40))}
-    return {**{f"x_{s}": v for s, v in x.items()},
-            **{f"y_{s}": rng.uniform(0.5, 5, len(v)) for s, v in x.items()}}
+    return {
+        **{f"x_{s}": v for s, v in x.items()},
+        **{f"y_{s}": rng.uniform(0.5, 5, len(v)) for s, v in x.items()},
+    }
 
 
 def reviews() -> dict:
@@ -40,17 +41,27 @@ def reviews() -> dict:
         return np.array(texts, dtype=object), (ratings >= 7).astype("int64"), ratings.astype("int64")
 
     (t_train, y_train, r_train), (t_test, y_test, r_test) = make(60), make(20)
-    return split_imdb({"text_train": t_train, "y_train": y_train, "rating_train": r_train,
-                       "text_test": t_test, "y_test": y_test, "rating_test": r_test},
-                      {"valid_size": 10, "random_state": 0})
+    return split_imdb(
+        {
+            "text_train": t_train,
+            "y_train": y_train,
+            "rating_train": r_train,
+            "text_test": t_test,
+            "y_test": y_test,
+            "rating_test": r_test,
+        },
+        {"valid_size": 10, "random_state": 0},
+    )
 
 
 def newswires() -> dict:
     labels = np.arange(80) % 46
     rows = np.empty(80, dtype=object)
     rows[:] = [list(rng.integers(1, 10_000, int(rng.integers(3, 30)))) for _ in labels]
-    return split_reuters({"x_train": rows[:60], "y_train": labels[:60], "x_test": rows[60:],
-                          "y_test": labels[60:]}, {"valid_size": 10, "random_state": None})
+    return split_reuters(
+        {"x_train": rows[:60], "y_train": labels[:60], "x_test": rows[60:], "y_test": labels[60:]},
+        {"valid_size": 10, "random_state": None},
+    )
 
 
 def pictures(n: int) -> np.ndarray:
@@ -77,7 +88,8 @@ def store(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
         experiment_id = mlflow.create_experiment(
-            "predict-tests", artifact_location=(folder / "artifacts").as_uri())
+            "predict-tests", artifact_location=(folder / "artifacts").as_uri()
+        )
         yield {"uri": uri, "experiment_id": experiment_id, "models": {}}
         mlflow.set_tracking_uri(None)
 
@@ -99,8 +111,11 @@ def log_and_register(store, name: str, data: dict, variant: str | None = None) -
         info = tracking.log_servable(experiment.servable(cfg, variant, model, data))
     version = mlflow.register_model(info.model_uri, name).version
     MlflowClient().set_registered_model_alias(name, "champion", version)
-    return {"run_id": run.info.run_id, "version": str(version),
-            "model": mlflow.pyfunc.load_model(f"models:/{name}/{version}")}
+    return {
+        "run_id": run.info.run_id,
+        "version": str(version),
+        "model": mlflow.pyfunc.load_model(f"models:/{name}/{version}"),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -139,16 +154,22 @@ def predict_here(capsys, *args) -> tuple[int, str]:
 
 def predicted(capsys, experiment: str, source: Path, output: Path, *options) -> pd.DataFrame:
     """What the stage in this process wrote to ``output`` for ``source`` (it must succeed)."""
-    code, err = predict_here(capsys, f"experiment={experiment}", f"input={source}",
-                             f"output={output}", *options)
+    code, err = predict_here(
+        capsys, f"experiment={experiment}", f"input={source}", f"output={output}", *options
+    )
     assert code == 0, f"{source.name}: {err}"
     return read(output)
 
 
 def predict_cli(store, folder: Path, *args):
     """The stage as a user runs it, from another folder than the project."""
-    return run_module("pipeline.predict", *map(str, args), cwd=folder,
-                      env={"MLFLOW_TRACKING_URI": store["uri"]}, timeout=300)
+    return run_module(
+        "pipeline.predict",
+        *map(str, args),
+        cwd=folder,
+        env={"MLFLOW_TRACKING_URI": store["uri"]},
+        timeout=300,
+    )
 
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
@@ -192,10 +213,12 @@ def test_help_prints_the_usage(store, tmp_path):
 
 def test_the_cli_writes_the_logged_models_answer_with_the_ids(store, wide_deep, tmp_path):
     rows = houses(30)
-    source = write(rows.assign(id=[f"house-{i}" for i in range(30)])[["id", *FEATURES]],
-                   tmp_path / "houses.csv")
-    result = predict_cli(store, tmp_path, "experiment=wide_deep", f"input={source}",
-                         "output=out/predictions.csv")  # relative to the working folder
+    source = write(
+        rows.assign(id=[f"house-{i}" for i in range(30)])[["id", *FEATURES]], tmp_path / "houses.csv"
+    )
+    result = predict_cli(
+        store, tmp_path, "experiment=wide_deep", f"input={source}", "output=out/predictions.csv"
+    )  # relative to the working folder
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     written = read(tmp_path / "out/predictions.csv")
@@ -206,22 +229,25 @@ def test_the_cli_writes_the_logged_models_answer_with_the_ids(store, wide_deep, 
     assert "30 rows" in result.stderr and "models:/wide_deep@champion (version 2)" in result.stderr
 
 
-@pytest.mark.parametrize("source, target", [("csv", "parquet"), ("parquet", "jsonl"),
-                                            ("jsonl", "csv"), ("ndjson", "ndjson")])
-def test_every_format_gives_the_logged_models_answer(store, wide_deep, tmp_path, capsys,
-                                                     source, target):
+@pytest.mark.parametrize(
+    "source, target", [("csv", "parquet"), ("parquet", "jsonl"), ("jsonl", "csv"), ("ndjson", "ndjson")]
+)
+def test_every_format_gives_the_logged_models_answer(store, wide_deep, tmp_path, capsys, source, target):
     rows = houses(40)
     path = write(rows, tmp_path / f"houses.{source}")
-    assert_same(predicted(capsys, "wide_deep", path, tmp_path / f"out.{target}"),
-                wide_deep[1]["model"].predict(rows))
+    assert_same(
+        predicted(capsys, "wide_deep", path, tmp_path / f"out.{target}"), wide_deep[1]["model"].predict(rows)
+    )
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
 def test_chunks_give_the_answer_of_one_chunk(store, wide_deep, tmp_path, capsys, fmt):
     rows = houses(50).assign(id=range(50))
     path = write(rows, tmp_path / f"houses.{fmt}")
-    in_chunks, at_once = (predicted(capsys, "wide_deep", path, tmp_path / f"out_{size}.{fmt}",
-                                    f"chunk_size={size}") for size in (7, 1000))
+    in_chunks, at_once = (
+        predicted(capsys, "wide_deep", path, tmp_path / f"out_{size}.{fmt}", f"chunk_size={size}")
+        for size in (7, 1000)
+    )
     assert list(in_chunks["id"]) == list(range(50))  # the input's order
     assert_same(in_chunks, at_once)
     assert_same(at_once.drop(columns="id"), wide_deep[1]["model"].predict(rows[FEATURES]))
@@ -243,11 +269,16 @@ def test_a_version_number_and_a_run_uri_choose_the_model(store, wide_deep, tmp_p
     path = write(rows, tmp_path / "houses.parquet")
     first, champion = (entry["model"].predict(rows) for entry in wide_deep)
     assert not np.allclose(first["main"], champion["main"])  # else this test proves nothing
-    choices = {"1": first, f"runs:/{wide_deep[0]['run_id']}/model": first,
-               "models:/wide_deep/2": champion, "champion": champion}
+    choices = {
+        "1": first,
+        f"runs:/{wide_deep[0]['run_id']}/model": first,
+        "models:/wide_deep/2": champion,
+        "champion": champion,
+    }
     for index, (model, expected) in enumerate(choices.items()):
-        assert_same(predicted(capsys, "wide_deep", path, tmp_path / f"out{index}.csv",
-                              f"model={model}"), expected)
+        assert_same(
+            predicted(capsys, "wide_deep", path, tmp_path / f"out{index}.csv", f"model={model}"), expected
+        )
 
 
 def test_a_text_file_of_reviews_for_imdb(store, imdb, tmp_path, capsys):
@@ -256,8 +287,7 @@ def test_a_text_file_of_reviews_for_imdb(store, imdb, tmp_path, capsys):
     expected = imdb["model"].predict(pd.DataFrame({"text": TEXTS}))
     assert list(expected.columns) == ["sentiment_probability", "sentiment"]
     for name in ("reviews.txt", "reviews.csv"):
-        written = predicted(capsys, "imdb", tmp_path / name, tmp_path / f"{name}.jsonl",
-                            "chunk_size=4")
+        written = predicted(capsys, "imdb", tmp_path / name, tmp_path / f"{name}.jsonl", "chunk_size=4")
         assert_same(written.drop(columns=["id"], errors="ignore"), expected)  # blank line skipped
 
 
@@ -266,24 +296,38 @@ def test_images_for_a_fashion_experiment(store, fashion, tmp_path, capsys):
     expected = fashion["model"].predict(images)
     assert expected.columns[0] == "class" and len(expected.columns) == 11
     write(pd.DataFrame({"image": [image.tolist() for image in images]}), tmp_path / "nested.parquet")
-    write(pd.DataFrame({"image": [image.reshape(-1).tolist() for image in images]}),
-          tmp_path / "flat.jsonl")
+    write(pd.DataFrame({"image": [image.reshape(-1).tolist() for image in images]}), tmp_path / "flat.jsonl")
     kaggle = pd.DataFrame(images.reshape(12, -1), columns=[f"pixel{i}" for i in range(1, 785)])
     kaggle.insert(0, "label", rng.integers(0, 10, 12))  # Kaggle's fashion-mnist CSV layout
     write(kaggle, tmp_path / "kaggle.csv")
     for name in ("nested.parquet", "flat.jsonl", "kaggle.csv"):
-        assert_same(predicted(capsys, "fashion_regularization", tmp_path / name,
-                              tmp_path / f"{name}.csv", "chunk_size=5"), expected)
+        assert_same(
+            predicted(
+                capsys, "fashion_regularization", tmp_path / name, tmp_path / f"{name}.csv", "chunk_size=5"
+            ),
+            expected,
+        )
 
 
 def test_pairs_of_images_for_siamese(store, siamese, tmp_path, capsys):
     a, b = pictures(6), pictures(6)
     expected = siamese["model"].predict({"image_a": a, "image_b": b})
-    write(pd.DataFrame({"id": range(6), "image_a": [x.tolist() for x in a],
-                        "image_b": [x.tolist() for x in b]}), tmp_path / "pairs.parquet")
-    write(pd.concat([pd.DataFrame(images.reshape(6, -1), columns=[f"{name}{i}" for i in range(1, 785)])
-                     for name, images in (("image_a", a), ("image_b", b))], axis=1),
-          tmp_path / "pairs.csv")
+    write(
+        pd.DataFrame(
+            {"id": range(6), "image_a": [x.tolist() for x in a], "image_b": [x.tolist() for x in b]}
+        ),
+        tmp_path / "pairs.parquet",
+    )
+    write(
+        pd.concat(
+            [
+                pd.DataFrame(images.reshape(6, -1), columns=[f"{name}{i}" for i in range(1, 785)])
+                for name, images in (("image_a", a), ("image_b", b))
+            ],
+            axis=1,
+        ),
+        tmp_path / "pairs.csv",
+    )
     for name in ("pairs.parquet", "pairs.csv"):
         written = predicted(capsys, "siamese", tmp_path / name, tmp_path / f"{name}.parquet")
         assert_same(written.drop(columns="id", errors="ignore"), expected)
@@ -293,11 +337,9 @@ def test_word_id_lists_for_reuters(store, reuters, tmp_path, capsys):
     lists = [[1, 5, 7, 12], [2, 3], [9_999, 20_000, 4]]  # 20000 is outside the vocabulary
     expected = reuters["model"].predict(pd.DataFrame({"word_ids": lists}))
     write(pd.DataFrame({"word_ids": lists}), tmp_path / "wires.jsonl")
-    write(pd.DataFrame({"word_ids": [" ".join(map(str, ids)) for ids in lists]}),
-          tmp_path / "wires.csv")
+    write(pd.DataFrame({"word_ids": [" ".join(map(str, ids)) for ids in lists]}), tmp_path / "wires.csv")
     for name in ("wires.jsonl", "wires.csv"):
-        assert_same(predicted(capsys, "reuters", tmp_path / name, tmp_path / f"{name}.parquet"),
-                    expected)
+        assert_same(predicted(capsys, "reuters", tmp_path / name, tmp_path / f"{name}.parquet"), expected)
 
 
 # --- what it refuses -------------------------------------------------------------------------
@@ -328,44 +370,88 @@ def empty(folder: Path, name: str = "empty.csv", content: str = "") -> Path:
 
 
 BAD_INPUTS = [
-    pytest.param("wide_deep", lambda d: d / "nowhere.csv", [], ["nowhere.csv", "does not exist"],
-                 id="missing-file"),
+    pytest.param(
+        "wide_deep", lambda d: d / "nowhere.csv", [], ["nowhere.csv", "does not exist"], id="missing-file"
+    ),
     pytest.param("wide_deep", empty, [], ["empty.csv", "empty"], id="empty-file"),
-    pytest.param("wide_deep", lambda d: empty(d, content=",".join(FEATURES) + "\n"), [],
-                 ["no rows", "only a header"], id="header-only"),
-    pytest.param("wide_deep", lambda d: empty(d, "rows.xlsx", "x"), [],
-                 ["unknown format", "'.xlsx'", ".csv", ".parquet", ".jsonl"], id="unknown-format"),
-    pytest.param("wide_deep", lambda d: houses_csv(d, frame=houses(5).assign(MedHouseVal=1.0)),
-                 [], ["'MedHouseVal'", "not an input", "MedInc", "Longitude"], id="unknown-column"),
-    pytest.param("wide_deep", lambda d: houses_csv(d, frame=houses(5).drop(columns="Latitude")),
-                 [], ["no column 'Latitude'", "MedInc"], id="missing-column"),
-    pytest.param("wide_deep", wrong_type, [], ["'HouseAge'", "row 3", "'old'", "numbers"],
-                 id="text-in-a-number-column"),
-    pytest.param("imdb", numbers_as_text, [], ["'text'", "row 2", "takes text"],
-                 id="number-in-the-text-column"),
-    pytest.param("fashion_regularization", small_image, [], ["row 1", "27x28", "28x28"],
-                 id="wrong-image-size"),
-    pytest.param("wide_deep", houses_csv, ["model=9"],
-                 ["models:/wide_deep/9", "versions of 'wide_deep': 1, 2",
-                  "@champion = version 2"], id="unknown-version"),
-    pytest.param("wide_deep", houses_csv, ["model=best"],
-                 ["models:/wide_deep@best", "alias", "@champion = version 2"], id="unknown-alias"),
-    pytest.param("wide_deep", houses_csv, [f"model=runs:/{'0' * 32}/model"],
-                 [f"runs:/{'0' * 32}/model", "not found"], id="unknown-run"),
-    pytest.param("boston", houses_csv, [], ["registered as 'boston'", "wide_deep"],
-                 id="nothing-registered"),
-    pytest.param("wide_deep", lambda d: empty(d, "reviews.txt", "a review\n"), [],
-                 [".txt", "text models", "MedInc"], id="text-file-for-a-table-model"),
+    pytest.param(
+        "wide_deep",
+        lambda d: empty(d, content=",".join(FEATURES) + "\n"),
+        [],
+        ["no rows", "only a header"],
+        id="header-only",
+    ),
+    pytest.param(
+        "wide_deep",
+        lambda d: empty(d, "rows.xlsx", "x"),
+        [],
+        ["unknown format", "'.xlsx'", ".csv", ".parquet", ".jsonl"],
+        id="unknown-format",
+    ),
+    pytest.param(
+        "wide_deep",
+        lambda d: houses_csv(d, frame=houses(5).assign(MedHouseVal=1.0)),
+        [],
+        ["'MedHouseVal'", "not an input", "MedInc", "Longitude"],
+        id="unknown-column",
+    ),
+    pytest.param(
+        "wide_deep",
+        lambda d: houses_csv(d, frame=houses(5).drop(columns="Latitude")),
+        [],
+        ["no column 'Latitude'", "MedInc"],
+        id="missing-column",
+    ),
+    pytest.param(
+        "wide_deep", wrong_type, [], ["'HouseAge'", "row 3", "'old'", "numbers"], id="text-in-a-number-column"
+    ),
+    pytest.param(
+        "imdb", numbers_as_text, [], ["'text'", "row 2", "takes text"], id="number-in-the-text-column"
+    ),
+    pytest.param(
+        "fashion_regularization", small_image, [], ["row 1", "27x28", "28x28"], id="wrong-image-size"
+    ),
+    pytest.param(
+        "wide_deep",
+        houses_csv,
+        ["model=9"],
+        ["models:/wide_deep/9", "versions of 'wide_deep': 1, 2", "@champion = version 2"],
+        id="unknown-version",
+    ),
+    pytest.param(
+        "wide_deep",
+        houses_csv,
+        ["model=best"],
+        ["models:/wide_deep@best", "alias", "@champion = version 2"],
+        id="unknown-alias",
+    ),
+    pytest.param(
+        "wide_deep",
+        houses_csv,
+        [f"model=runs:/{'0' * 32}/model"],
+        [f"runs:/{'0' * 32}/model", "not found"],
+        id="unknown-run",
+    ),
+    pytest.param("boston", houses_csv, [], ["registered as 'boston'", "wide_deep"], id="nothing-registered"),
+    pytest.param(
+        "wide_deep",
+        lambda d: empty(d, "reviews.txt", "a review\n"),
+        [],
+        [".txt", "text models", "MedInc"],
+        id="text-file-for-a-table-model",
+    ),
 ]
 
 
 @pytest.mark.parametrize("experiment, make_input, options, words", BAD_INPUTS)
-def test_bad_input_is_refused_and_nothing_is_written(store, wide_deep, imdb, fashion, tmp_path,
-                                                    experiment, make_input, options, words):
+def test_bad_input_is_refused_and_nothing_is_written(
+    store, wide_deep, imdb, fashion, tmp_path, experiment, make_input, options, words
+):
     source = make_input(tmp_path)
     output = tmp_path / "out" / "predictions.csv"
-    result = predict_cli(store, tmp_path, f"experiment={experiment}", f"input={source}",
-                         f"output={output}", *options)
+    result = predict_cli(
+        store, tmp_path, f"experiment={experiment}", f"input={source}", f"output={output}", *options
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     message = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -376,8 +462,9 @@ def test_bad_input_is_refused_and_nothing_is_written(store, wide_deep, imdb, fas
 
 
 def kaggle_csv(folder: Path, images: np.ndarray, text_at: tuple[int, int] | None = None) -> Path:
-    frame = pd.DataFrame(images.reshape(len(images), -1),
-                         columns=[f"pixel{i}" for i in range(1, images[0].size + 1)])
+    frame = pd.DataFrame(
+        images.reshape(len(images), -1), columns=[f"pixel{i}" for i in range(1, images[0].size + 1)]
+    )
     if text_at:
         frame = frame.astype(object)
         frame.iat[text_at] = "dark"
@@ -385,23 +472,37 @@ def kaggle_csv(folder: Path, images: np.ndarray, text_at: tuple[int, int] | None
 
 
 BAD_IMAGES = [
-    pytest.param(lambda d: write(pd.DataFrame({"image": [(x / 255).tolist() for x in pictures(3)]}),
-                                 d / "scaled.jsonl"),
-                 ["row 1", "whole numbers 0-255", "multiplied by 255"], id="scaled-to-0-1"),
-    pytest.param(lambda d: kaggle_csv(d, pictures(4), text_at=(2, 9)),
-                 ["'pixel10'", "row 3", "'dark'"], id="text-in-a-pixel-column"),
-    pytest.param(lambda d: kaggle_csv(d, pictures(4)[:, :25]),
-                 ["784 pixel columns", "700", "pixel1 ... pixel700"], id="too-few-pixels"),
-    pytest.param(lambda d: write(pd.DataFrame({"image": [[1, 2, 3]]}), d / "tiny.parquet"),
-                 ["row 1", "shape 3", "784 values"], id="flat-list-of-the-wrong-size"),
+    pytest.param(
+        lambda d: write(
+            pd.DataFrame({"image": [(x / 255).tolist() for x in pictures(3)]}), d / "scaled.jsonl"
+        ),
+        ["row 1", "whole numbers 0-255", "multiplied by 255"],
+        id="scaled-to-0-1",
+    ),
+    pytest.param(
+        lambda d: kaggle_csv(d, pictures(4), text_at=(2, 9)),
+        ["'pixel10'", "row 3", "'dark'"],
+        id="text-in-a-pixel-column",
+    ),
+    pytest.param(
+        lambda d: kaggle_csv(d, pictures(4)[:, :25]),
+        ["784 pixel columns", "700", "pixel1 ... pixel700"],
+        id="too-few-pixels",
+    ),
+    pytest.param(
+        lambda d: write(pd.DataFrame({"image": [[1, 2, 3]]}), d / "tiny.parquet"),
+        ["row 1", "shape 3", "784 values"],
+        id="flat-list-of-the-wrong-size",
+    ),
 ]
 
 
 @pytest.mark.parametrize("make_input, words", BAD_IMAGES)
 def test_bad_images_are_refused_with_the_row(store, fashion, tmp_path, capsys, make_input, words):
     output = tmp_path / "out.csv"
-    code, err = predict_here(capsys, "experiment=fashion_regularization",
-                             f"input={make_input(tmp_path)}", f"output={output}")
+    code, err = predict_here(
+        capsys, "experiment=fashion_regularization", f"input={make_input(tmp_path)}", f"output={output}"
+    )
     assert code == 2
     message = err.splitlines()[-1]
     assert message.startswith("error: ") and all(word in message for word in words), message
@@ -414,8 +515,9 @@ def test_a_bad_row_in_a_later_chunk_leaves_the_old_output(store, wide_deep, tmp_
     path = houses_csv(tmp_path, frame=frame)
     output = tmp_path / "out.csv"
     output.write_text("yesterday's predictions\n")
-    code, err = predict_here(capsys, "experiment=wide_deep", f"input={path}", f"output={output}",
-                             "chunk_size=10")
+    code, err = predict_here(
+        capsys, "experiment=wide_deep", f"input={path}", f"output={output}", "chunk_size=10"
+    )
     assert code == 2 and "'Population'" in err and "row 25" in err
     assert output.read_text() == "yesterday's predictions\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["houses.csv", "out.csv"]
@@ -433,19 +535,23 @@ def test_ctrl_c_leaves_nothing(store, wide_deep, tmp_path, capsys, monkeypatch):
 
     real = stream.predict_chunk
     monkeypatch.setattr(stream, "predict_chunk", interrupted)
-    code, err = predict_here(capsys, "experiment=wide_deep", f"input={path}",
-                             f"output={tmp_path / 'out.parquet'}", "chunk_size=10")
+    code, err = predict_here(
+        capsys, "experiment=wide_deep", f"input={path}", f"output={tmp_path / 'out.parquet'}", "chunk_size=10"
+    )
     assert code == 130 and "interrupted" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["houses.csv"]
 
 
 def test_arguments_are_checked_before_anything_is_loaded(store, capsys, tmp_path):
-    for args, words in [([f"input={tmp_path / 'a.csv'}"], ["output=<file>"]),
-                        (["experiment=wide_deep", "input=a.csv", "output=b.csv", "chunk_size=0"],
-                         ["chunk_size", "at least 1"]),
-                        (["input=a.csv", "output=b.csv"], ["experiment=<name>", "wide_deep"]),
-                        (["experiment=wide_deep", "model=not a uri", "input=a.csv",
-                          "output=b.csv"], ["'not a uri'"])]:
+    for args, words in [
+        ([f"input={tmp_path / 'a.csv'}"], ["output=<file>"]),
+        (
+            ["experiment=wide_deep", "input=a.csv", "output=b.csv", "chunk_size=0"],
+            ["chunk_size", "at least 1"],
+        ),
+        (["input=a.csv", "output=b.csv"], ["experiment=<name>", "wide_deep"]),
+        (["experiment=wide_deep", "model=not a uri", "input=a.csv", "output=b.csv"], ["'not a uri'"]),
+    ]:
         (tmp_path / "a.csv").write_text("MedInc\n1\n")
         code, err = predict_here(capsys, *args)
         assert code == 2, err

@@ -30,8 +30,9 @@ def logged(tracking_store):
 
 
 def promote(uri, value, metric="val_accuracy", direction="maximize"):
-    return tracking.register_and_promote(uri, "exp", metric=metric, value=value, direction=direction,
-                                         tags={"variant": "v"})
+    return tracking.register_and_promote(
+        uri, "exp", metric=metric, value=value, direction=direction, tags={"variant": "v"}
+    )
 
 
 def champion() -> str:
@@ -39,11 +40,11 @@ def champion() -> str:
 
 
 def test_only_a_better_version_becomes_champion(logged):
-    assert promote(logged(), 0.80)["alias"] == "champion"                 # the first version
+    assert promote(logged(), 0.80)["alias"] == "champion"  # the first version
     worse = promote(logged(), 0.70)
     assert worse["alias"] == "challenger" and champion() == "1"
     assert worse["previous"] == {"version": "1", "metric": "val_accuracy", "value": 0.80}
-    assert promote(logged(), 0.80)["alias"] == "challenger"               # a tie keeps the champion
+    assert promote(logged(), 0.80)["alias"] == "challenger"  # a tie keeps the champion
     assert promote(logged(), 0.85)["alias"] == "champion" and champion() == "4"
     version = MlflowClient().get_model_version("exp", "4")
     assert version.tags["selection.metric"] == "val_accuracy"
@@ -100,14 +101,25 @@ def test_a_trial_value_wins_over_the_variants_own():
     from pipeline.tuning.space import suggest
 
     cfg = experiment_cfg("boston")
-    trial_cfg = suggest(optuna.trial.FixedTrial({"model.units": 32, "model.depth": 2,
-                                                 "train.optimizer.learning_rate": 1e-3,
-                                                 "train.batch_size": 32}), cfg, "fast")
+    trial_cfg = suggest(
+        optuna.trial.FixedTrial(
+            {
+                "model.units": 32,
+                "model.depth": 2,
+                "train.optimizer.learning_rate": 1e-3,
+                "train.batch_size": 32,
+            }
+        ),
+        cfg,
+        "fast",
+    )
     assert get_experiment("boston").resolve(trial_cfg, "fast").train.batch_size == 32
     cfg = experiment_cfg("deep_training")  # opt_nadam brings its own optimizer and rate
     space = search_space(cfg.tune.space)
-    values = {path: (spec["choices"][0] if spec["type"] == "categorical" else spec["low"])
-              for path, spec in space.items()}
+    values = {
+        path: (spec["choices"][0] if spec["type"] == "categorical" else spec["low"])
+        for path, spec in space.items()
+    }
     trial_cfg = suggest(optuna.trial.FixedTrial(values), cfg, "opt_nadam")
     resolved = get_experiment("deep_training").resolve(trial_cfg, "opt_nadam")
     assert resolved.train.optimizer.learning_rate == values["train.optimizer.learning_rate"]

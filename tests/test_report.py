@@ -17,24 +17,37 @@ PARAMS = {
             "tune": {"variant": "long", "metric": "val_accuracy"},
             "report": {"metrics": ["test_accuracy", "val_accuracy"]},
             "errata": "The note's {variants[short][note_val_accuracy]:.2f} was on the test set; "
-                      "ours {variants[short][val_accuracy]:.3f}, baseline {baseline[accuracy]}.",
+            "ours {variants[short][val_accuracy]:.3f}, baseline {baseline[accuracy]}.",
         },
         "folds": {"tune": {"variant": "only"}, "report": {"metrics": ["cv_mae_mean"]}},
     },
 }
 METRICS = {
-    "cls": {"variants": {
-        "short": {"test_accuracy": 0.81, "val_accuracy": 0.83, "note_val_accuracy": 0.85,
-                  "diff_val_accuracy": -0.02, "train_seconds": 12.5},
-        "long": {"test_accuracy": 0.86, "val_accuracy": 0.87, "train_seconds": 80.0},
-    }, "baseline": {"accuracy": 0.1}, "bar": {}},
-    "folds": {"variants": {"only": {"cv_mae_mean": 2.4, "cv_mae_std": 0.3, "test_mae": 2.7}},
-              "baseline": {}, "bar": {}},
+    "cls": {
+        "variants": {
+            "short": {
+                "test_accuracy": 0.81,
+                "val_accuracy": 0.83,
+                "note_val_accuracy": 0.85,
+                "diff_val_accuracy": -0.02,
+                "train_seconds": 12.5,
+            },
+            "long": {"test_accuracy": 0.86, "val_accuracy": 0.87, "train_seconds": 80.0},
+        },
+        "baseline": {"accuracy": 0.1},
+        "bar": {},
+    },
+    "folds": {
+        "variants": {"only": {"cv_mae_mean": 2.4, "cv_mae_std": 0.3, "test_mae": 2.7}},
+        "baseline": {},
+        "bar": {},
+    },
 }
 # as evaluate writes them: cls meets its bar, folds misses one rule of two
 METRICS["cls"]["bar"] = bars.check({"test_accuracy_min": 0.8}, METRICS["cls"]["variants"])
-METRICS["folds"]["bar"] = bars.check({"cv_mae_mean_max": 2.6, "test_mae_max": 2.5},
-                                     METRICS["folds"]["variants"])
+METRICS["folds"]["bar"] = bars.check(
+    {"cv_mae_mean_max": 2.6, "test_mae_max": 2.5}, METRICS["folds"]["variants"]
+)
 
 
 def write(path, data):
@@ -51,24 +64,33 @@ def project(tmp_path):
         write(tmp_path / f"metrics/{name}.json", metrics)
         runs = {variant: f"run-{name}-{variant}" for variant in metrics["variants"]}
         write(tmp_path / f"models/{name}/runs.json", {"parent_run_id": "p", "variants": runs})
-    write(tmp_path / "tuning/cls/best_params.json",
-          {"metric": "val_accuracy", "best_value": 0.88, "best_test": {"test_accuracy": 0.875}})
+    write(
+        tmp_path / "tuning/cls/best_params.json",
+        {"metric": "val_accuracy", "best_value": 0.88, "best_test": {"test_accuracy": 0.875}},
+    )
     return tmp_path
 
 
 def test_rows_hold_note_ours_diff_tuned_time_and_run():
-    rows = experiment_rows("cls", PARAMS["experiments"]["cls"], METRICS["cls"],
-                           {"metric": "val_accuracy", "best_value": 0.88,
-                            "best_test": {"test_accuracy": 0.875}},
-                           {"short": "r1", "long": "r2"})
+    rows = experiment_rows(
+        "cls",
+        PARAMS["experiments"]["cls"],
+        METRICS["cls"],
+        {"metric": "val_accuracy", "best_value": 0.88, "best_test": {"test_accuracy": 0.875}},
+        {"short": "r1", "long": "r2"},
+    )
     by_key = {(r.variant, r.metric): r for r in rows}
-    assert list(by_key) == [("short", "test_accuracy"), ("short", "val_accuracy"),
-                            ("long", "test_accuracy"), ("long", "val_accuracy")]
+    assert list(by_key) == [
+        ("short", "test_accuracy"),
+        ("short", "val_accuracy"),
+        ("long", "test_accuracy"),
+        ("long", "val_accuracy"),
+    ]
     short_val = by_key["short", "val_accuracy"]
     assert (short_val.note, short_val.ours, short_val.run_id) == (0.85, 0.83, "r1")
     assert short_val.diff == pytest.approx(-0.02) and short_val.tuned is None
-    assert by_key["long", "test_accuracy"].tuned == 0.875   # the best trial's test score
-    assert by_key["long", "val_accuracy"].tuned == 0.88     # the tuned metric itself
+    assert by_key["long", "test_accuracy"].tuned == 0.875  # the best trial's test score
+    assert by_key["long", "val_accuracy"].tuned == 0.88  # the tuned metric itself
     assert by_key["long", "test_accuracy"].seconds == 80.0
 
 
@@ -93,8 +115,17 @@ def test_a_tune_only_variant_gets_a_row_of_its_tuned_test_score_beside_the_note(
 
 
 def test_large_counts_are_whole_numbers_not_exponents():
-    row = Row(experiment="e", variant="v", metric="params", note=None, ours=53698.0, std=None,
-              tuned=None, seconds=1456.8, run_id=None)
+    row = Row(
+        experiment="e",
+        variant="v",
+        metric="params",
+        note=None,
+        ours=53698.0,
+        std=None,
+        tuned=None,
+        seconds=1456.8,
+        run_id=None,
+    )
     assert table([row])[1][4] == "53,698" and table([row])[1][7] == "1,457"
 
 
@@ -119,7 +150,7 @@ def test_report_stage_writes_markdown_and_self_contained_html(project):
     assert (project / "reports/figures/cls.png").read_bytes()[:4] == b"\x89PNG"
     page = (project / "reports/report.html").read_text()
     assert page.count("data:image/png;base64,") == 2  # figures embedded: one file to share
-    assert "src=\"http" not in page and "<td>run-cls-long</td>" in page
+    assert 'src="http' not in page and "<td>run-cls-long</td>" in page
 
 
 def test_missing_stage_outputs_are_named_with_the_stage_to_run_and_nothing_is_written(project):
@@ -142,8 +173,12 @@ def test_readme_shows_the_committed_reports_table_as_rendered():
     from conftest import ROOT
 
     # as committed: the quick start's `make run` rewrites reports/ before its `make test`
-    check = subprocess.run([sys.executable, "scripts/readme_table.py", "--check", "--rev", "HEAD"],
-                           cwd=ROOT, capture_output=True, text=True)
+    check = subprocess.run(
+        [sys.executable, "scripts/readme_table.py", "--check", "--rev", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert check.returncode == 0, check.stderr
 
 
@@ -165,8 +200,10 @@ def test_readme_table_sync_replaces_only_the_marked_block():
 
 
 def test_the_bar_column_stands_on_each_experiments_first_row():
-    rows = [Row("e", v, "m", note=None, ours=0.5, std=None, tuned=None, seconds=None, run_id=None)
-            for v in ("a", "b")] + [Row("f", "a", "m", None, 0.5, None, None, None, None)]
+    rows = [
+        Row("e", v, "m", note=None, ours=0.5, std=None, tuned=None, seconds=None, run_id=None)
+        for v in ("a", "b")
+    ] + [Row("f", "a", "m", None, 0.5, None, None, None, None)]
     cells = table(rows, {"e": "not met: m_min (a 0.5: needs >= 0.6)"})
     assert cells[0][-1] == "bar"
     assert [row[-1] for row in cells[1:]] == ["not met: m_min (a 0.5: needs >= 0.6)", "", "–"]

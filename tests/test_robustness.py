@@ -35,8 +35,13 @@ def tree(folder: Path) -> list[str]:
 @pytest.mark.parametrize("stage", ["train", "evaluate", "tune"])
 def test_unreachable_tracking_server_fails_before_any_work_and_writes_nothing(stage, tmp_path):
     uri = f"http://127.0.0.1:{closed_port()}"
-    result = run_module(f"pipeline.{stage}", "experiment=wide_deep", cwd=tmp_path,
-                        env={"MLFLOW_TRACKING_URI": uri}, timeout=300)
+    result = run_module(
+        f"pipeline.{stage}",
+        "experiment=wide_deep",
+        cwd=tmp_path,
+        env={"MLFLOW_TRACKING_URI": uri},
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr
     assert f"The MLflow tracking server {uri} (from MLFLOW_TRACKING_URI) is not reachable" in result.stderr
     assert "unset MLFLOW_TRACKING_URI" in result.stderr and "Traceback" not in result.stderr
@@ -46,12 +51,15 @@ def test_unreachable_tracking_server_fails_before_any_work_and_writes_nothing(st
 # --- on the real data -----------------------------------------------------------------------
 
 
-
 @pytest.mark.slow
 def test_diverging_training_fails_the_run_and_writes_no_model(prepared, tracking_store):
-    result = run_module("pipeline.train", "experiment=wide_deep",
-                        "experiments.wide_deep.train.optimizer.learning_rate=1.0e12",
-                        f"mlflow.artifact_root={prepared / 'artifacts'}", cwd=prepared)
+    result = run_module(
+        "pipeline.train",
+        "experiment=wide_deep",
+        "experiments.wide_deep.train.optimizer.learning_rate=1.0e12",
+        f"mlflow.artifact_root={prepared / 'artifacts'}",
+        cwd=prepared,
+    )
     assert result.returncode == 1, result.stderr[-3000:]
     assert "error: " in result.stderr and "Traceback" not in result.stderr
     assert "nan" in result.stderr.lower() or "diverge" in result.stderr.lower()
@@ -65,8 +73,9 @@ def test_diverging_training_fails_the_run_and_writes_no_model(prepared, tracking
 
 def start(command: list[str], cwd: Path, env: dict, log: Path) -> subprocess.Popen:
     """Started in its own session, so that a Ctrl-C can go to its whole process group."""
-    return subprocess.Popen(command, cwd=cwd, env=env, stdout=log.open("w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def ctrl_c_when(process: subprocess.Popen, log: Path, marker: str, then_wait: float = 3.0) -> int:
@@ -86,9 +95,19 @@ def ctrl_c_when(process: subprocess.Popen, log: Path, marker: str, then_wait: fl
 def test_ctrl_c_during_training_leaves_no_half_written_model_or_metrics(prepared, tracking_store):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     log = prepared / "train.log"
-    process = start([sys.executable, "-m", "pipeline.train", "experiment=wide_deep",
-                     "experiments.wide_deep.train.epochs=500",
-                     f"mlflow.artifact_root={prepared / 'artifacts'}"], prepared, env, log)
+    process = start(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "experiment=wide_deep",
+            "experiments.wide_deep.train.epochs=500",
+            f"mlflow.artifact_root={prepared / 'artifacts'}",
+        ],
+        prepared,
+        env,
+        log,
+    )
     code = ctrl_c_when(process, log, "train wide_deep [2/3]")  # the first variant is done
     assert code == 130, log.read_text()[-3000:]
     assert "interrupted" in log.read_text()
@@ -104,8 +123,12 @@ def test_ctrl_c_during_training_leaves_no_half_written_model_or_metrics(prepared
 @pytest.mark.slow
 def test_repro_after_an_interrupted_repro_finishes_without_redoing_finished_stages(mirror, tmp_path):
     project = copy_project(tmp_path / "project")
-    env = {**os.environ, "PIPELINE_DATA_MIRROR": str(mirror), "PYTHONPATH": str(project / "src"),
-           "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PIPELINE_DATA_MIRROR": str(mirror),
+        "PYTHONPATH": str(project / "src"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     dvc = [str(BIN / "dvc"), "repro", "evaluate@wide_deep"]
     log = tmp_path / "first.log"
@@ -121,6 +144,12 @@ def test_repro_after_an_interrupted_repro_finishes_without_redoing_finished_stag
     assert "Running stage 'train@wide_deep'" in second.stdout
     assert "Running stage 'evaluate@wide_deep'" in second.stdout
     assert (project / "metrics/wide_deep.json").is_file()
-    status = subprocess.run([str(BIN / "dvc"), "status", "evaluate@wide_deep"], cwd=project,
-                            env=env, capture_output=True, text=True, timeout=300)
+    status = subprocess.run(
+        [str(BIN / "dvc"), "status", "evaluate@wide_deep"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert "up to date" in status.stdout or status.stdout.strip() in ("", "{}"), status.stdout

@@ -20,8 +20,15 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from conftest import (ROOT, dashboard, dashboard_command, free_port, run_module,
-                      stop_process_group, wait_until_answering)
+from conftest import (
+    ROOT,
+    dashboard,
+    dashboard_command,
+    free_port,
+    run_module,
+    stop_process_group,
+    wait_until_answering,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +77,27 @@ def test_two_workers_share_one_postgres_study(prepared, postgres, tmp_path, trac
     for index, n_trials in enumerate(per_worker):
         log = (tmp_path / f"worker{index}.log").open("w+")
         logs.append(log)
-        workers.append(subprocess.Popen(
-            [sys.executable, "-m", "pipeline.tune", "experiment=wide_deep", f"tune.storage={url}",
-             f"tune.n_trials={n_trials}", "tune.study_name=shared", f"tune.dir={tmp_path / 'studies'}",
-             f"mlflow.artifact_root={tmp_path / 'artifacts'}", "tune.register=false",
-             f"experiments.wide_deep.variants.{TUNED}.train.epochs=1"],
-            cwd=prepared, env=env, stdout=log, stderr=subprocess.STDOUT))
+        workers.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline.tune",
+                    "experiment=wide_deep",
+                    f"tune.storage={url}",
+                    f"tune.n_trials={n_trials}",
+                    "tune.study_name=shared",
+                    f"tune.dir={tmp_path / 'studies'}",
+                    f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+                    "tune.register=false",
+                    f"experiments.wide_deep.variants.{TUNED}.train.epochs=1",
+                ],
+                cwd=prepared,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     try:
         codes = [worker.wait(timeout=900) for worker in workers]
     finally:
@@ -113,14 +135,32 @@ def test_a_study_behind_a_password_keeps_it_out_of_every_output(postgres, tmp_pa
 
     password = "Tr0ub4dor-and-3"
     postgres.add_login("guarded", password)
-    postgres.run("createdb", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", postgres.USER,
-                 "-O", "guarded", "guarded_study")
+    postgres.run(
+        "createdb",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(postgres.port),
+        "-U",
+        postgres.USER,
+        "-O",
+        "guarded",
+        "guarded_study",
+    )
     write_tiny_housing(tmp_path)
-    result = run_module("pipeline.tune", "experiment=wide_deep", PIN_VARIANT, "tune.n_trials=1",
-                        f"tune.storage=postgresql://guarded:{password}@127.0.0.1:{postgres.port}/guarded_study",
-                        "experiments.wide_deep.train.epochs=1", "tune.pruner=none",
-                        "tune.register=false", f"tune.dir={tmp_path / 'studies'}",
-                        f"mlflow.artifact_root={tmp_path / 'artifacts'}", cwd=tmp_path)
+    result = run_module(
+        "pipeline.tune",
+        "experiment=wide_deep",
+        PIN_VARIANT,
+        "tune.n_trials=1",
+        f"tune.storage=postgresql://guarded:{password}@127.0.0.1:{postgres.port}/guarded_study",
+        "experiments.wide_deep.train.epochs=1",
+        "tune.pruner=none",
+        "tune.register=false",
+        f"tune.dir={tmp_path / 'studies'}",
+        f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert password not in result.stdout + result.stderr
     mlflow.set_tracking_uri(tracking_store)
@@ -131,7 +171,8 @@ def test_a_study_behind_a_password_keeps_it_out_of_every_output(postgres, tmp_pa
         assert not [k for k, v in {**run.data.params, **run.data.tags}.items() if password in v]
     (parent,) = [r for r in runs if "optuna.trial" not in r.data.tags]
     assert parent.data.params["tune.storage"] == (
-        f"postgresql://guarded:***@127.0.0.1:{postgres.port}/guarded_study")
+        f"postgresql://guarded:***@127.0.0.1:{postgres.port}/guarded_study"
+    )
     written = [p for p in tmp_path.rglob("*") if p.is_file()]  # mlflow.db, artifacts, studies/
     assert written and not [p for p in written if password.encode() in p.read_bytes()]
 
@@ -147,10 +188,25 @@ def mlflow_server_on(backend_uri: str, folder: Path):
     log_path = folder / "mlflow-server.log"
     log = log_path.open("w")
     server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
-         "--artifacts-destination", str(folder / "server-artifacts"), "--serve-artifacts",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            backend_uri,
+            "--artifacts-destination",
+            str(folder / "server-artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(server, f"{url}/health", log_path)
@@ -192,8 +248,8 @@ def test_train_logs_to_an_mlflow_server(prepared, mlflow_server, tmp_path):
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert "learning_curves.png" in artifacts
         (logged,) = client.search_logged_models(
-            experiment_ids=[experiment.experiment_id],
-            filter_string=f"source_run_id = '{run.info.run_id}'")
+            experiment_ids=[experiment.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+        )
         assert logged.artifact_location.startswith("mlflow-artifacts:")
     # the logged model comes back through the server and predicts
     model = mlflow.pyfunc.load_model(f"runs:/{children['single_input'].info.run_id}/model")
@@ -213,10 +269,16 @@ def test_a_team_server_on_postgresql(prepared, postgres, tmp_path):
         for stage in ("pipeline.train", "pipeline.evaluate"):
             result = run_module(stage, "experiment=wide_deep", EPOCHS, cwd=prepared, env=env)
             assert result.returncode == 0, result.stderr
-        result = run_module("pipeline.tune", "experiment=wide_deep", "tune.n_trials=2",
-                            "tune.n_workers=2", f"tune.dir={tmp_path / 'studies'}",
-                            f"experiments.wide_deep.variants.{TUNED}.train.epochs=1",
-                            cwd=prepared, env=env)
+        result = run_module(
+            "pipeline.tune",
+            "experiment=wide_deep",
+            "tune.n_trials=2",
+            "tune.n_workers=2",
+            f"tune.dir={tmp_path / 'studies'}",
+            f"experiments.wide_deep.variants.{TUNED}.train.epochs=1",
+            cwd=prepared,
+            env=env,
+        )
         assert result.returncode == 0, result.stderr
 
         mlflow.set_tracking_uri(url)
@@ -226,8 +288,11 @@ def test_a_team_server_on_postgresql(prepared, postgres, tmp_path):
         trials = [r for r in runs if "optuna.trial" in r.data.tags]
         assert sorted(int(r.data.tags["optuna.trial"]) for r in trials) == [0, 1]  # none lost
         assert all(r.info.status == "FINISHED" for r in runs)
-        variant_runs = [r for r in runs if r.data.tags.get("pipeline.stage") == "train"
-                        and "pipeline.variant" in r.data.tags]
+        variant_runs = [
+            r
+            for r in runs
+            if r.data.tags.get("pipeline.stage") == "train" and "pipeline.variant" in r.data.tags
+        ]
         logged = client.search_logged_models(experiment_ids=[experiment.experiment_id])
         assert {m.source_run_id for m in logged} >= {r.info.run_id for r in variant_runs}
         assert all(m.artifact_location.startswith("mlflow-artifacts:") for m in logged)
@@ -239,9 +304,20 @@ def test_a_team_server_on_postgresql(prepared, postgres, tmp_path):
         assert champion.tags["selection.metric"] == "val_rmse"
         model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
         # floats: MLflow refuses int64 columns for a double column in-process (not over REST)
-        house = pd.DataFrame([{"MedInc": 8.33, "HouseAge": 41.0, "AveRooms": 6.98, "AveBedrms": 1.02,
-                               "Population": 322.0, "AveOccup": 2.56, "Latitude": 37.88,
-                               "Longitude": -122.23}])
+        house = pd.DataFrame(
+            [
+                {
+                    "MedInc": 8.33,
+                    "HouseAge": 41.0,
+                    "AveRooms": 6.98,
+                    "AveBedrms": 1.02,
+                    "Population": 322.0,
+                    "AveOccup": 2.56,
+                    "Latitude": 37.88,
+                    "Longitude": -122.23,
+                }
+            ]
+        )
         assert "main" in model.predict(house).columns
 
 

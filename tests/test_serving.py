@@ -29,34 +29,51 @@ def _reviews():
         return np.array(texts, dtype=object), (ratings >= 7).astype("int64"), ratings.astype("int64")
 
     (t_train, y_train, r_train), (t_test, y_test, r_test) = make(60), make(20)
-    return split_imdb({"text_train": t_train, "y_train": y_train, "rating_train": r_train,
-                       "text_test": t_test, "y_test": y_test, "rating_test": r_test},
-                      {"valid_size": 10, "random_state": 0})
+    return split_imdb(
+        {
+            "text_train": t_train,
+            "y_train": y_train,
+            "rating_train": r_train,
+            "text_test": t_test,
+            "y_test": y_test,
+            "rating_test": r_test,
+        },
+        {"valid_size": 10, "random_state": 0},
+    )
 
 
 def _newswires():
     labels = rng.integers(0, 46, 80)
     rows = np.empty(80, dtype=object)
     rows[:] = [list(rng.integers(1, 10_000, int(rng.integers(3, 30)))) for _ in labels]
-    return split_reuters({"x_train": rows[:60], "y_train": labels[:60], "x_test": rows[60:],
-                          "y_test": labels[60:]}, {"valid_size": 10, "random_state": None})
+    return split_reuters(
+        {"x_train": rows[:60], "y_train": labels[:60], "x_test": rows[60:], "y_test": labels[60:]},
+        {"valid_size": 10, "random_state": None},
+    )
 
 
 def made_up(dataset: str) -> dict:
     """Arrays shaped like data/<dataset>/arrays.npz."""
     if dataset == "california_housing":
         x = {s: rng.normal(size=(n, 8)) * 3 + 30 for s, n in (("train", 200), ("valid", 40), ("test", 40))}
-        return {**{f"x_{s}": v for s, v in x.items()},
-                **{f"y_{s}": rng.uniform(0.5, 5, len(v)) for s, v in x.items()}}
+        return {
+            **{f"x_{s}": v for s, v in x.items()},
+            **{f"y_{s}": rng.uniform(0.5, 5, len(v)) for s, v in x.items()},
+        }
     if dataset == "thoracic_surgery":
         return {"x": rng.integers(0, 5, (80, 17)).astype("float32"), "y": np.arange(80) % 6 == 0}
     if dataset == "boston_housing":
-        return {"x_train": rng.normal(10, 3, (60, 13)), "y_train": rng.normal(22, 5, 60),
-                "x_test": rng.normal(10, 3, (20, 13)), "y_test": rng.normal(22, 5, 20)}
+        return {
+            "x_train": rng.normal(10, 3, (60, 13)),
+            "y_train": rng.normal(22, 5, 60),
+            "x_test": rng.normal(10, 3, (20, 13)),
+            "y_test": rng.normal(22, 5, 20),
+        }
     if dataset == "fashion_mnist":
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = _images(300), _images(60), _images(60)
-        return dict(x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid,
-                    x_test=x_test, y_test=y_test)
+        return dict(
+            x_train=x_train, y_train=y_train, x_valid=x_valid, y_valid=y_valid, x_test=x_test, y_test=y_test
+        )
     if dataset == "imdb_reviews":
         return _reviews()
     if dataset == "reuters":
@@ -114,9 +131,15 @@ def test_logged_model_answers_raw_rows_as_the_network_does(name, mlflow_store):
         assert entry.name in answer.columns
     for output in experiment.servable(cfg, variant, model, data).spec["outputs"]:
         values = np.asarray(network[output.get("output")], dtype="float64")
-        column = output["name"] if output["kind"] == "value" else (
-            f"{output['name']}_probability" if output["kind"] == "binary"
-            else f"probability_{output['labels'][0]}")
+        column = (
+            output["name"]
+            if output["kind"] == "value"
+            else (
+                f"{output['name']}_probability"
+                if output["kind"] == "binary"
+                else f"probability_{output['labels'][0]}"
+            )
+        )
         expected = values.reshape(-1) if output["kind"] != "classes" else values[:, 0]
         np.testing.assert_allclose(answer[column].to_numpy(), expected, rtol=1e-5, atol=1e-6)
         if output["kind"] == "classes":
@@ -151,8 +174,11 @@ def test_outputs_are_named_by_what_they_mean(mlflow_store):
     assert np.allclose(answer[[f"probability_{c}" for c in FASHION_CLASSES]].sum(axis=1), 1, atol=1e-5)
     experiment, cfg, variant, data, model = a_model("imdb")
     servable = experiment.servable(cfg, variant, model, data)
-    answer = RawInputModel().setup(servable.spec, model, servable.vocabulary).predict(
-        None, pd.DataFrame({"text": ["a great great film", "bad"]}))
+    answer = (
+        RawInputModel()
+        .setup(servable.spec, model, servable.vocabulary)
+        .predict(None, pd.DataFrame({"text": ["a great great film", "bad"]}))
+    )
     assert list(answer.columns) == ["sentiment_probability", "sentiment"]
     assert set(answer["sentiment"]) <= {"negative", "positive"}
 

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.slow
 SHRUNK = {
     "wide_deep": ["experiments.wide_deep.train.epochs=2"],
     "imdb": ["experiments.imdb.train.epochs=1"],
-    "fashion_regularization": ["experiments.fashion_regularization.train.epochs=1",
-                               "experiments.fashion_regularization.train.batch_size=256"],
+    "fashion_regularization": [
+        "experiments.fashion_regularization.train.epochs=1",
+        "experiments.fashion_regularization.train.batch_size=256",
+    ],
 }
 ROWS = 20
 
@@ -31,8 +33,7 @@ def trained(mirror, tmp_path_factory):
     """One working folder where the three experiments were prepared, trained and evaluated
     (evaluate registers each one's champion) in one throw-away MLflow store."""
     workdir = tmp_path_factory.mktemp("served")
-    env = {"PIPELINE_DATA_MIRROR": str(mirror),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
+    env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}"}
     metrics = {name: run_stages(name, workdir, env, *overrides) for name, overrides in SHRUNK.items()}
     return workdir, env, metrics
 
@@ -54,8 +55,10 @@ def expected_answers(workdir: Path, name: str, variant: str):
     model = keras.models.load_model(workdir / f"models/{name}/{variant}.keras")
     servable = experiment.servable(cfg, variant, model, data)
     network = model.predict(head(experiment.split(cfg, variant, data, "test")[0], ROWS), verbose=0)
-    return (head(experiment.raw_inputs(cfg, variant, data, "test"), ROWS),
-            RawInputModel().setup(servable.spec, model).named_outputs(network))
+    return (
+        head(experiment.raw_inputs(cfg, variant, data, "test"), ROWS),
+        RawInputModel().setup(servable.spec, model).named_outputs(network),
+    )
 
 
 class Server:
@@ -67,16 +70,31 @@ class Server:
         bin_dir = str(Path(sys.executable).parent)  # mlflow and the uvicorn it starts
         self.log = log.open("w")
         self.process = subprocess.Popen(
-            [f"{bin_dir}/mlflow", "models", "serve", "-m", f"models:/{name}@champion",
-             "--env-manager", "local", "--host", "127.0.0.1", "--port", str(self.port)],
+            [
+                f"{bin_dir}/mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/{name}@champion",
+                "--env-manager",
+                "local",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
             env={**os.environ, **env, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         wait_until_answering(self.process, f"{self.url}/ping", log)
 
     def post(self, body) -> requests.Response:
         data = body if isinstance(body, str) else json.dumps(body)
-        return requests.post(f"{self.url}/invocations", data=data, timeout=60,
-                             headers={"Content-Type": "application/json"})
+        return requests.post(
+            f"{self.url}/invocations", data=data, timeout=60, headers={"Content-Type": "application/json"}
+        )
 
     def stop(self) -> None:
         stop_process_group(self.process)
@@ -131,37 +149,55 @@ def test_wide_deep_answers_a_houses_columns(trained, serve):
     assert_bad_request(server.post({"dataframe_split": missing}), "missing inputs", "Latitude")
     wrong_type = raw.astype(object)
     wrong_type.iloc[0, 0] = "eight"
-    assert_bad_request(server.post({"dataframe_split": wrong_type.to_dict(orient="split", index=False)}),
-                       "MedInc")
+    assert_bad_request(
+        server.post({"dataframe_split": wrong_type.to_dict(orient="split", index=False)}), "MedInc"
+    )
     assert_bad_request(server.post(""), "JSON")
     empty_value = raw.astype(object)
     empty_value.iloc[1, 2] = None
-    assert_bad_request(server.post({"dataframe_split": empty_value.to_dict(orient="split", index=False)}),
-                       "AveRooms", "row(s) 1")
+    assert_bad_request(
+        server.post({"dataframe_split": empty_value.to_dict(orient="split", index=False)}),
+        "AveRooms",
+        "row(s) 1",
+    )
 
 
 def test_imdb_answers_raw_review_text(trained, serve):
     server, raw, predictions, expected = served(trained, serve, "imdb", split_body)
-    np.testing.assert_allclose([p["sentiment_probability"] for p in predictions],
-                               expected["sentiment_probability"], rtol=1e-5, atol=1e-7)
-    mine = server.post({"dataframe_records": [
-        {"text": "A wonderful, moving film. The best acting I have seen in years."},
-        {"text": "Dreadful. A waste of two hours; the plot makes no sense at all."}]})
+    np.testing.assert_allclose(
+        [p["sentiment_probability"] for p in predictions],
+        expected["sentiment_probability"],
+        rtol=1e-5,
+        atol=1e-7,
+    )
+    mine = server.post(
+        {
+            "dataframe_records": [
+                {"text": "A wonderful, moving film. The best acting I have seen in years."},
+                {"text": "Dreadful. A waste of two hours; the plot makes no sense at all."},
+            ]
+        }
+    )
     assert mine.status_code == 200, mine.text
     first, second = mine.json()["predictions"]
     assert 0 <= second["sentiment_probability"] < first["sentiment_probability"] <= 1
     assert {first["sentiment"], second["sentiment"]} <= {"positive", "negative"}
-    assert_bad_request(server.post({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}),
-                       "missing inputs", "text")
+    assert_bad_request(
+        server.post({"dataframe_split": {"columns": ["review"], "data": [["good"]]}}),
+        "missing inputs",
+        "text",
+    )
 
 
 def test_fashion_answers_a_class_name_for_an_image(trained, serve):
     from pipeline.serving import FASHION_CLASSES
 
-    server, raw, predictions, expected = served(trained, serve, "fashion_regularization",
-                                                lambda images: {"inputs": images.tolist()})
+    server, raw, predictions, expected = served(
+        trained, serve, "fashion_regularization", lambda images: {"inputs": images.tolist()}
+    )
     assert [p["class"] for p in predictions] == list(expected["class"])
     assert set(p["class"] for p in predictions) <= set(FASHION_CLASSES)
-    np.testing.assert_allclose([p["probability_Trouser"] for p in predictions],
-                               expected["probability_Trouser"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        [p["probability_Trouser"] for p in predictions], expected["probability_Trouser"], rtol=1e-5, atol=1e-7
+    )
     assert_bad_request(server.post({"inputs": raw[:, :27, :].tolist()}), "shape")

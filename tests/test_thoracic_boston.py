@@ -128,8 +128,12 @@ def test_note_002_folds_are_sequential_quarters(composed):
 
 def test_fold_scores_are_summarized_as_mean_std_and_folds():
     folds = [{"mae": 2.0, "rmse": 3.0}, {"mae": 3.0, "rmse": 5.0}]
-    assert summarize(folds) == {"cv_mae_mean": 2.5, "cv_mae_std": 0.5,
-                                "cv_rmse_mean": 4.0, "cv_rmse_std": 1.0}
+    assert summarize(folds) == {
+        "cv_mae_mean": 2.5,
+        "cv_mae_std": 0.5,
+        "cv_rmse_mean": 4.0,
+        "cv_rmse_std": 1.0,
+    }
     per_fold = summarize(folds, per_fold=True)
     assert per_fold["cv_mae_fold1"] == 2.0 and per_fold["cv_rmse_fold2"] == 5.0
 
@@ -160,8 +164,9 @@ def test_boston_logs_one_child_run_per_fold_and_reports_each_fold(composed, hous
     cfg.train.batch_size = 16
     logger = RecordingLogger()
     stage_callback = CountingCallback()
-    trained = get_experiment("boston").train_variant(cfg, "faithful", houses, seed=1,
-                                                     logger=logger, callbacks=[stage_callback])
+    trained = get_experiment("boston").train_variant(
+        cfg, "faithful", houses, seed=1, logger=logger, callbacks=[stage_callback]
+    )
     assert [run for run, _, _ in logger.records] == ["fold-1", "fold-2", "fold-3", "fold-4"]
     assert all(set(metrics) == {"val_mae", "val_rmse"} for _, metrics, _ in logger.records)
     assert stage_callback.fits == 1  # the stage's callbacks watch the first fold only
@@ -177,12 +182,14 @@ def test_boston_logs_one_child_run_per_fold_and_reports_each_fold(composed, hous
 def test_thoracic_logs_fold_scores_as_steps_of_the_variant_run(composed, patients):
     cfg = shrunk(composed, "thoracic", n_splits=3, n_repeats=2)
     logger = RecordingLogger()
-    trained = get_experiment("thoracic").train_variant(cfg, "binary_crossentropy", patients,
-                                                       seed=1, logger=logger)
+    trained = get_experiment("thoracic").train_variant(
+        cfg, "binary_crossentropy", patients, seed=1, logger=logger
+    )
     assert [(run, step) for run, _, step in logger.records] == [("variant", k) for k in range(1, 7)]
     assert set(logger.records[0][1]) == {"fold_val_accuracy", "fold_val_auc", "fold_val_log_loss"}
-    assert set(trained.metrics) == {f"cv_{m}_{s}" for m in ("accuracy", "auc", "log_loss")
-                                    for s in ("mean", "std")}
+    assert set(trained.metrics) == {
+        f"cv_{m}_{s}" for m in ("accuracy", "auc", "log_loss") for s in ("mean", "std")
+    }
 
 
 def test_pruner_sees_each_epoch_once(composed, patients):
@@ -192,8 +199,8 @@ def test_pruner_sees_each_epoch_once(composed, patients):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         get_experiment("thoracic").train_variant(
-            cfg, "binary_crossentropy", patients, seed=1,
-            callbacks=[KerasPruningCallback(trial, "val_auc")])
+            cfg, "binary_crossentropy", patients, seed=1, callbacks=[KerasPruningCallback(trial, "val_auc")]
+        )
     assert not [w for w in caught if "already reported" in str(w.message)]
     assert sorted(study.trials[0].intermediate_values) == [0, 1]
 
@@ -268,8 +275,7 @@ def test_evaluation_names_the_split_it_scores(composed, houses, patients):
     model.compile(loss="mse")
     boston = config.experiment_config(composed, "boston")
     assert set(Boston().evaluation(boston, "fast", model, houses)) == {"test_mae", "test_rmse"}
-    example = Thoracic().input_example(config.experiment_config(composed, "thoracic"), "poisson",
-                                       patients)
+    example = Thoracic().input_example(config.experiment_config(composed, "thoracic"), "poisson", patients)
     assert example.shape == (5, 5) and example.dtype == np.float32
 
 
@@ -283,8 +289,10 @@ def test_registered_and_configured(composed, name, cls):
     assert SPLITTERS[composed.datasets[cfg.dataset].source].__name__ == "split_as_shipped"
     assert set(cfg.note_figures) <= set(cfg.variants)
     space = search_space(OmegaConf.to_container(cfg.tune.space))
-    values = {path: spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
-              for path, spec in space.items()}
+    values = {
+        path: spec["choices"][0] if spec["type"] == "categorical" else spec["low"]
+        for path, spec in space.items()
+    }
     tuned = suggest(optuna.trial.FixedTrial(values), cfg)  # raises if a path is not a config key
     assert OmegaConf.select(tuned, "model.depth") == 1
     assert cfg.tune.metric.startswith("cv_") and cfg.tune.variant in cfg.variants
@@ -293,9 +301,16 @@ def test_registered_and_configured(composed, name, cls):
 def test_thoracic_variants_are_the_notes_losses(composed):
     cfg = config.experiment_config(composed, "thoracic")
     losses = {v: Thoracic().resolve(cfg, v).train.loss for v in cfg.variants}
-    assert losses == {name: name for name in (
-        "mean_squared_logarithmic_error", "binary_crossentropy", "mean_squared_error",
-        "mean_absolute_error", "poisson")}
+    assert losses == {
+        name: name
+        for name in (
+            "mean_squared_logarithmic_error",
+            "binary_crossentropy",
+            "mean_squared_error",
+            "mean_absolute_error",
+            "poisson",
+        )
+    }
 
 
 def test_bad_variant_split_and_loss_are_config_errors(composed, patients):

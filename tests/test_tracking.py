@@ -6,8 +6,9 @@ from pipeline.tracking import git_commit
 
 
 def git(repo, *args):
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo,
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True, capture_output=True
+    )
 
 
 def test_commit_is_dirty_for_code_changes_but_not_for_what_dvc_repro_writes(tmp_path):
@@ -17,8 +18,9 @@ def test_commit_is_dirty_for_code_changes_but_not_for_what_dvc_repro_writes(tmp_
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", ".")
     git(tmp_path, "commit", "-q", "-m", "first")
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
-                          text=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True
+    ).stdout.strip()
     assert git_commit(tmp_path) == head
 
     # a `dvc repro` in progress rewrites its record and the report: still the same code

@@ -57,9 +57,14 @@ def tiny(tmp_path, tracking_store, monkeypatch):
     """A working folder with the tiny dataset; args for a short wide & deep search in it."""
     write_tiny_housing(tmp_path)
     monkeypatch.chdir(tmp_path)
-    args = ["experiment=wide_deep", "experiments.wide_deep.train.epochs=2", "tune.pruner=none",
-            f"tune.dir={tmp_path / 'studies'}", f"mlflow.artifact_root={tmp_path / 'artifacts'}",
-            PIN_VARIANT]
+    args = [
+        "experiment=wide_deep",
+        "experiments.wide_deep.train.epochs=2",
+        "tune.pruner=none",
+        f"tune.dir={tmp_path / 'studies'}",
+        f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+        PIN_VARIANT,
+    ]
     return tmp_path, args
 
 
@@ -70,8 +75,14 @@ def journal_study(folder: Path, name: str = "wide_deep"):
 
 def start_tune(folder: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.tune", *args], cwd=folder, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.tune", *args],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_until_mid_trial(folder: Path, process: subprocess.Popen, min_complete: int = 1):
@@ -87,8 +98,11 @@ def wait_until_mid_trial(folder: Path, process: subprocess.Popen, min_complete: 
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         # training, not just starting: its run is open and its parameters are drawn (a trial
         # killed between the two has no parameters for its retry to repeat)
-        running = [t for t in trials if t.state == TrialState.RUNNING
-                   and "mlflow_run_id" in t.user_attrs and t.params]
+        running = [
+            t
+            for t in trials
+            if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs and t.params
+        ]
         if len(complete) >= min_complete and running:
             return running[0]
         time.sleep(0.2)
@@ -135,12 +149,14 @@ def test_objectives_and_directions_settings():
     single = study_mod.settings_of(base)
     assert single["objectives"] == ["val_rmse"] and single["directions"] == ["minimize"]
     assert single["n_workers"] == 1 and single["register"] is True
-    multi = study_mod.settings_of(config.apply_overrides(
-        base, ["tune.objectives=[val_rmse,n_params]"]))
+    multi = study_mod.settings_of(config.apply_overrides(base, ["tune.objectives=[val_rmse,n_params]"]))
     assert multi["objectives"] == ["val_rmse", "n_params"] and multi["metric"] == "val_rmse"
     assert multi["directions"] == ["minimize", "minimize"]
-    for bad in (["tune.objectives=[val_rmse,n_params]", "tune.directions=[minimize]"],
-                ["tune.directions=[upwards]"], ["tune.n_workers=0"]):
+    for bad in (
+        ["tune.objectives=[val_rmse,n_params]", "tune.directions=[minimize]"],
+        ["tune.directions=[upwards]"],
+        ["tune.n_workers=0"],
+    ):
         with pytest.raises(ConfigError):
             study_mod.settings_of(config.apply_overrides(base, bad))
 
@@ -165,8 +181,7 @@ def test_a_stored_study_refuses_other_objectives(tmp_path):
     storage = study_mod.make_storage(None, tmp_path)
     settings = study_mod.settings_of(config.compose())
     study_mod.open_study(settings, storage, pruner=None, seed=0)
-    settings = {**settings, "objectives": ["val_rmse", "n_params"],
-                "directions": ["minimize", "minimize"]}
+    settings = {**settings, "objectives": ["val_rmse", "n_params"], "directions": ["minimize", "minimize"]}
     with pytest.raises(ConfigError, match="tune.study_name"):
         study_mod.open_study(settings, storage, pruner=None, seed=0)
 
@@ -177,8 +192,7 @@ def test_recovery_fails_a_dead_workers_trial_and_queues_it_again(tmp_path):
     dead.wait()
     orphan = study.ask()
     orphan.suggest_float("x", 0, 1)
-    orphan.set_user_attr("worker", {"host": recovery.this_process()["host"], "pid": dead.pid,
-                                    "token": ""})
+    orphan.set_user_attr("worker", {"host": recovery.this_process()["host"], "pid": dead.pid, "token": ""})
     alive = study.ask()
     alive.set_user_attr("worker", recovery.this_process())
     assert [n for n, _ in recovery.recover_stale_trials(study)] == [orphan.number]
@@ -213,6 +227,7 @@ def test_a_journal_cut_by_a_crash_is_repaired_and_the_study_goes_on(tmp_path):
     """Optuna 5 opens a journal whose last line was cut mid-way, but its next trial fails (the
     append lands on the torn line). check_storage cuts that line off, keeps its bytes in
     study.journal.torn, and the study goes on with every complete trial."""
+
     def objective(trial):
         return trial.suggest_float("x", 0, 1)
 
@@ -220,7 +235,7 @@ def test_a_journal_cut_by_a_crash_is_repaired_and_the_study_goes_on(tmp_path):
     study.optimize(objective, n_trials=3)
     journal = tmp_path / "study.journal"
     torn = cut_last_line(journal, 25)  # trial 2's last record, its state COMPLETE
-    kept = journal.read_bytes()[:-len(torn)]
+    kept = journal.read_bytes()[: -len(torn)]
 
     # as Optuna leaves it (a copy): it opens, but the next trial fails. If this stops failing,
     # Optuna copes with a torn line itself and repair_torn_journal can go.
@@ -231,8 +246,10 @@ def test_a_journal_cut_by_a_crash_is_repaired_and_the_study_goes_on(tmp_path):
         unrepaired.optimize(objective, n_trials=1)
 
     message = study_mod.check_storage(None, tmp_path)
-    assert message == (f"{journal} ended in a line cut off by a crash ({len(torn)} bytes); moved "
-                       f"it to {journal}.torn, the study keeps every complete record")
+    assert message == (
+        f"{journal} ended in a line cut off by a crash ({len(torn)} bytes); moved "
+        f"it to {journal}.torn, the study keeps every complete record"
+    )
     assert journal.read_bytes() == kept and (tmp_path / "study.journal.torn").read_bytes() == torn + b"\n"
     assert not (tmp_path / "study.journal.lock").exists()  # Optuna's lock, taken and released
     assert study_mod.check_storage(None, tmp_path) is None  # nothing more to do
@@ -252,9 +269,11 @@ def test_failed_trials_keep_their_reason_and_the_study_goes_on(tiny, tracking_st
     from pipeline import tune
 
     folder, args = tiny
-    space = ("experiments.wide_deep.tune.space={model: {activation: {type: categorical, "
-             "choices: [relu, bogus]}}, train: {optimizer: {learning_rate: {type: categorical, "
-             "choices: [0.003, 1.0e+12]}}}}")
+    space = (
+        "experiments.wide_deep.tune.space={model: {activation: {type: categorical, "
+        "choices: [relu, bogus]}}, train: {optimizer: {learning_rate: {type: categorical, "
+        "choices: [0.003, 1.0e+12]}}}}"
+    )
     storage = study_mod.make_storage(None, folder / "studies/wide_deep")
     study = optuna.create_study(study_name="wide_deep", storage=storage)
     for activation, rate in (("relu", 1e12), ("bogus", 0.003), ("relu", 0.003)):
@@ -297,16 +316,31 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
     client, parents, _ = runs_of(tracking_store)
     (parent,) = parents
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
-    assert {"plots/pareto_front.png", "plots/optimization_history.png",
-            "plots/param_importances.png", "plots/parallel_coordinate.png"} <= plots
+    assert {
+        "plots/pareto_front.png",
+        "plots/optimization_history.png",
+        "plots/param_importances.png",
+        "plots/parallel_coordinate.png",
+    } <= plots
 
     version = client.get_model_version_by_alias("wide_deep", "champion")
     assert version.run_id == parent.info.run_id and version.tags["optuna.trial"] == str(best["best_trial"])
     assert Path(mlflow.artifacts.download_artifacts(version.source), "MLmodel").is_file()
     model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
     x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4]
-    houses = pd.DataFrame(x, columns=["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population",
-                                      "AveOccup", "Latitude", "Longitude"])
+    houses = pd.DataFrame(
+        x,
+        columns=[
+            "MedInc",
+            "HouseAge",
+            "AveRooms",
+            "AveBedrms",
+            "Population",
+            "AveOccup",
+            "Latitude",
+            "Longitude",
+        ],
+    )
     prediction = model.predict(houses)  # raw rows in, named columns out
     assert list(prediction.columns) == ["main", "aux"] and len(prediction) == 4
     assert np.isclose(parent.data.metrics["champion_val_rmse"], best["best_value"], rtol=1e-4)
@@ -314,8 +348,15 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
 
 def test_two_workers_run_exactly_n_trials_on_one_study(tiny, tracking_store):
     folder, args = tiny
-    result = run_module("pipeline.tune", *args, "tune.n_trials=3", "tune.n_workers=2",
-                        "tune.register=false", cwd=folder, timeout=TIMEOUT)
+    result = run_module(
+        "pipeline.tune",
+        *args,
+        "tune.n_trials=3",
+        "tune.n_workers=2",
+        "tune.register=false",
+        cwd=folder,
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3/3" in result.stderr  # the progress bar
     trials = journal_study(folder).get_trials()
@@ -377,14 +418,17 @@ def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, t
     second = run_module("pipeline.tune", *args, "tune.n_trials=1", cwd=folder, timeout=TIMEOUT)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Traceback" not in second.stderr
-    assert (f"tune wide_deep: {journal} ended in a line cut off by a crash ({len(torn)} bytes); "
-            f"moved it to {journal}.torn") in second.stderr
+    assert (
+        f"tune wide_deep: {journal} ended in a line cut off by a crash ({len(torn)} bytes); "
+        f"moved it to {journal}.torn"
+    ) in second.stderr
     assert (folder / "studies/wide_deep/study.journal.torn").read_bytes() == torn + b"\n"
     assert not lock.is_symlink()
     trials = journal_study(folder).trials
     complete = [n for n, t in kept.items() if t.state == TrialState.COMPLETE]
-    assert complete and all(trials[n].state == TrialState.COMPLETE
-                            and trials[n].values == kept[n].values for n in complete)
+    assert complete and all(
+        trials[n].state == TrialState.COMPLETE and trials[n].values == kept[n].values for n in complete
+    )
     assert len(trials) > len(kept)
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) == len(complete) + 1
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
@@ -392,8 +436,9 @@ def test_a_real_journal_cut_by_a_crash_resumes_with_every_complete_trial(tiny, t
 
 def test_ctrl_c_ends_the_run_killed_keeps_finished_trials_and_exits_130(tiny, tracking_store):
     folder, args = tiny
-    process = start_tune(folder, *args, "experiments.wide_deep.train.epochs=40",
-                         "tune.n_trials=20", "tune.register=false")
+    process = start_tune(
+        folder, *args, "experiments.wide_deep.train.epochs=40", "tune.n_trials=20", "tune.register=false"
+    )
     running = wait_until_mid_trial(folder, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=TIMEOUT)
@@ -418,11 +463,19 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     plots on the parent run, and the champion predicts the real test rows through pyfunc."""
     env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
     assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
-    result = run_module("pipeline.tune", "experiment=wide_deep", "tune.n_trials=2",
-                        "tune.n_workers=2", "experiments.wide_deep.train.epochs=2", PIN_VARIANT,
-                        f"tune.dir={tmp_path / 'studies'}",
-                        f"mlflow.artifact_root={tmp_path / 'artifacts'}",
-                        cwd=tmp_path, env=env, timeout=TIMEOUT)
+    result = run_module(
+        "pipeline.tune",
+        "experiment=wide_deep",
+        "tune.n_trials=2",
+        "tune.n_workers=2",
+        "experiments.wide_deep.train.epochs=2",
+        PIN_VARIANT,
+        f"tune.dir={tmp_path / 'studies'}",
+        f"mlflow.artifact_root={tmp_path / 'artifacts'}",
+        cwd=tmp_path,
+        env=env,
+        timeout=TIMEOUT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = json.loads((tmp_path / "studies/wide_deep/best_params.json").read_text())
     assert best["n_trials"] == 2 and best["champion"]["uri"] == "models:/wide_deep@champion"
@@ -431,8 +484,18 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/param_importances.png"} <= plots
     x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5]
-    houses = pd.DataFrame(x, columns=["MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population",
-                                      "AveOccup", "Latitude", "Longitude"])
+    houses = pd.DataFrame(
+        x,
+        columns=[
+            "MedInc",
+            "HouseAge",
+            "AveRooms",
+            "AveBedrms",
+            "Population",
+            "AveOccup",
+            "Latitude",
+            "Longitude",
+        ],
+    )
     main = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(houses)["main"].to_numpy()
     assert main.shape == (5,) and np.all((main > 0) & (main < 6))  # house values, 100k$
-

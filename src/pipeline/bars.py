@@ -53,12 +53,17 @@ TESTS: dict[str, tuple[Callable[[float, float], bool], str, str]] = {
     "min": (operator.ge, ">=", "number"),
     "max": (operator.le, "<=", "number"),
 }
-VALUES = {"number": "a number", "count": "a whole number >= 0",
-          "reference": f"'{BASELINE}', a variant's name or another metric's name"}
-FORMS = ("valid forms: [best_]<metric>_min|_max: <number>; [best_]<metric>_count_min|_count_max: "
-         "<whole number> (a list metric's entries); [best_]<metric>_at_least|_at_most|_above|_below: "
-         f"{BASELINE} | <variant> | <other metric>; a value alone applies to every variant, "
-         "{<variant or group>: value} to those only")
+VALUES = {
+    "number": "a number",
+    "count": "a whole number >= 0",
+    "reference": f"'{BASELINE}', a variant's name or another metric's name",
+}
+FORMS = (
+    "valid forms: [best_]<metric>_min|_max: <number>; [best_]<metric>_count_min|_count_max: "
+    "<whole number> (a list metric's entries); [best_]<metric>_at_least|_at_most|_above|_below: "
+    f"{BASELINE} | <variant> | <other metric>; a value alone applies to every variant, "
+    "{<variant or group>: value} to those only"
+)
 PREFIXES = ("test_", "val_", "train_")
 
 
@@ -85,7 +90,7 @@ class Rule:
 def parse(name: str) -> Rule:
     """The rule a bar key spells; ConfigError naming it and the valid forms if it spells none."""
     best = name.startswith(BEST)
-    rest = name[len(BEST):] if best else name
+    rest = name[len(BEST) :] if best else name
     for test in sorted(TESTS, key=len, reverse=True):
         if rest.endswith("_" + test) and len(rest) > len(test) + 1:
             return Rule(name, rest[: -len(test) - 1], test, best)
@@ -113,8 +118,12 @@ def _value_ok(kind: str, value: Any) -> bool:
     return isinstance(value, str) and bool(value)
 
 
-def form_errors(bar: Mapping[str, Any] | None, variants: Collection[str] | None = None,
-                groups: Collection[str] = (), where: str = "bar") -> list[str]:
+def form_errors(
+    bar: Mapping[str, Any] | None,
+    variants: Collection[str] | None = None,
+    groups: Collection[str] = (),
+    where: str = "bar",
+) -> list[str]:
     """One line per rule of ``bar`` whose name or value breaks the grammar (no metrics needed).
 
     With ``variants`` (and the ``groups`` their configs name), a mapping's keys must be among
@@ -128,8 +137,10 @@ def form_errors(bar: Mapping[str, Any] | None, variants: Collection[str] | None 
             errors.append(f"{where}.{name}: not a rule; {FORMS}")
             continue
         if rule.metric.startswith(BEST):
-            errors.append(f"{where}.{name}: the metric {rule.metric!r} starts with {BEST!r}, which "
-                          "the rule would read as 'the best variant'; name the same figure otherwise")
+            errors.append(
+                f"{where}.{name}: the metric {rule.metric!r} starts with {BEST!r}, which "
+                "the rule would read as 'the best variant'; name the same figure otherwise"
+            )
         says = VALUES[rule.kind]
         values = value if isinstance(value, Mapping) else {None: value}
         if not values:
@@ -137,13 +148,18 @@ def form_errors(bar: Mapping[str, Any] | None, variants: Collection[str] | None 
         for key, each in values.items():
             at = f"{where}.{name}" + (f".{key}" if key is not None else "")
             if not _value_ok(rule.kind, each):
-                hint = f" (say what: {name}: {BASELINE}, not true)" \
-                    if rule.kind == "reference" and isinstance(each, bool) else ""
+                hint = (
+                    f" (say what: {name}: {BASELINE}, not true)"
+                    if rule.kind == "reference" and isinstance(each, bool)
+                    else ""
+                )
                 errors.append(f"{at}={each!r}: must be {says}{hint}")
             if key is not None and known is not None and key not in known:
-                errors.append(f"{at}: {key!r} is neither a variant nor a group; variants: "
-                              + ", ".join(sorted(set(variants or ())))
-                              + (f"; groups: {', '.join(sorted(set(groups)))}" if groups else ""))
+                errors.append(
+                    f"{at}: {key!r} is neither a variant nor a group; variants: "
+                    + ", ".join(sorted(set(variants or ())))
+                    + (f"; groups: {', '.join(sorted(set(groups)))}" if groups else "")
+                )
     return errors
 
 
@@ -152,9 +168,12 @@ def _raise(errors: list[str]) -> None:
         raise ConfigError("The experiment's bar cannot be checked:\n  " + "\n  ".join(errors))
 
 
-def check(bar: Mapping[str, Any] | None, variants: Mapping[str, Mapping[str, Any]],
-          baseline: Mapping[str, Any] | None = None,
-          select: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def check(
+    bar: Mapping[str, Any] | None,
+    variants: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Any] | None = None,
+    select: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Every rule of ``bar`` on the variants' metrics, and whether all are met.
 
     ``select`` is the experiment's selection setting (``{"metric": ..., "direction": ...}``, as
@@ -183,14 +202,17 @@ def check(bar: Mapping[str, Any] | None, variants: Mapping[str, Mapping[str, Any
     return {"bar_met": met, "rules": results}
 
 
-def _scope(rule: Rule, value: Any, variants: Mapping[str, Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+def _scope(
+    rule: Rule, value: Any, variants: Mapping[str, Mapping[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
     """{variant: its threshold or reference} for the variants the rule checks, and the keys of
     its mapping that name no variant or group of these metrics (they did not run)."""
     if not isinstance(value, Mapping):
         scope = {v: value for v, entry in variants.items() if rule.metric in entry}
         if not scope:
-            raise ConfigError(f"bar.{rule.name}: no variant reports {rule.metric!r}; "
-                              f"metrics of {_example(variants)}")
+            raise ConfigError(
+                f"bar.{rule.name}: no variant reports {rule.metric!r}; metrics of {_example(variants)}"
+            )
         return scope, []
     scope, not_run = {}, []
     for key, each in value.items():
@@ -199,23 +221,36 @@ def _scope(rule: Rule, value: Any, variants: Mapping[str, Mapping[str, Any]]) ->
             not_run.append(key)
         for variant in members:
             if rule.metric not in variants[variant]:
-                raise ConfigError(f"bar.{rule.name}.{key}: {variant} does not report "
-                                  f"{rule.metric!r}; its metrics: {_names(variants[variant])}")
+                raise ConfigError(
+                    f"bar.{rule.name}.{key}: {variant} does not report "
+                    f"{rule.metric!r}; its metrics: {_names(variants[variant])}"
+                )
             scope[variant] = each
     return scope, not_run
 
 
-def _best(rule: Rule, scope: dict[str, Any], variants: Mapping[str, Mapping[str, Any]],
-          select: Mapping[str, Any] | None) -> dict[str, Any]:
+def _best(
+    rule: Rule,
+    scope: dict[str, Any],
+    variants: Mapping[str, Mapping[str, Any]],
+    select: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     if not select or not select.get("metric"):
-        raise ConfigError(f"bar.{rule.name}: a best_ rule needs the experiment's selection metric "
-                          "(tune.metric and tune.direction)")
+        raise ConfigError(
+            f"bar.{rule.name}: a best_ rule needs the experiment's selection metric "
+            "(tune.metric and tune.direction)"
+        )
     metric, direction = select["metric"], select.get("direction", "maximize")
-    scored = {v: variants[v][metric] for v in scope
-              if _number(variants[v].get(metric)) and not math.isnan(variants[v][metric])}
+    scored = {
+        v: variants[v][metric]
+        for v in scope
+        if _number(variants[v].get(metric)) and not math.isnan(variants[v][metric])
+    }
     if not scored:
-        raise ConfigError(f"bar.{rule.name}: no variant of {', '.join(scope)} reports the selection "
-                          f"metric {metric!r}, so none is the best")
+        raise ConfigError(
+            f"bar.{rule.name}: no variant of {', '.join(scope)} reports the selection "
+            f"metric {metric!r}, so none is the best"
+        )
     pick = max if direction == "maximize" else min
     best = pick(scored, key=scored.get)
     return {best: scope[best]}
@@ -225,8 +260,10 @@ def _figure(rule: Rule, entry: Mapping[str, Any], variant: str) -> float:
     value = entry[rule.metric]
     if rule.kind == "count":
         if not isinstance(value, list):
-            raise ConfigError(f"bar.{rule.name}: {variant}'s {rule.metric} is {value!r}, not a list "
-                              f"to count; use {rule.metric}_min/_max for a figure")
+            raise ConfigError(
+                f"bar.{rule.name}: {variant}'s {rule.metric} is {value!r}, not a list "
+                f"to count; use {rule.metric}_min/_max for a figure"
+            )
         return len(value)
     if not _number(value):
         hint = f"; use {rule.metric}_count_min/_count_max to count it" if isinstance(value, list) else ""
@@ -234,26 +271,40 @@ def _figure(rule: Rule, entry: Mapping[str, Any], variant: str) -> float:
     return value
 
 
-def _reference(rule: Rule, reference: str, variant: str, variants: Mapping[str, Mapping[str, Any]],
-               baseline: Mapping[str, Any]) -> float:
+def _reference(
+    rule: Rule,
+    reference: str,
+    variant: str,
+    variants: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Any],
+) -> float:
     if reference == BASELINE:
-        names = [rule.metric] + [rule.metric[len(p):] for p in PREFIXES if rule.metric.startswith(p)]
+        names = [rule.metric] + [rule.metric[len(p) :] for p in PREFIXES if rule.metric.startswith(p)]
         found = [baseline[n] for n in names if _number(baseline.get(n))]
         if not found:
-            raise ConfigError(f"bar.{rule.name}: the baseline has no {' or '.join(map(repr, names))}; "
-                              f"its figures: {', '.join(baseline) or 'none'}")
+            raise ConfigError(
+                f"bar.{rule.name}: the baseline has no {' or '.join(map(repr, names))}; "
+                f"its figures: {', '.join(baseline) or 'none'}"
+            )
         return found[0]
     source, metric = (reference, rule.metric) if reference in variants else (variant, reference)
     value = variants[source].get(metric)
     if not _number(value):
-        raise ConfigError(f"bar.{rule.name}: the reference {reference!r} is no figure of {variant} "
-                          f"(nor a variant reporting {rule.metric!r}, nor {BASELINE!r}); "
-                          f"{variant}'s metrics: {_names(variants[variant])}")
+        raise ConfigError(
+            f"bar.{rule.name}: the reference {reference!r} is no figure of {variant} "
+            f"(nor a variant reporting {rule.metric!r}, nor {BASELINE!r}); "
+            f"{variant}'s metrics: {_names(variants[variant])}"
+        )
     return value
 
 
-def _check_rule(rule: Rule, value: Any, variants: Mapping[str, Mapping[str, Any]],
-                baseline: Mapping[str, Any], select: Mapping[str, Any] | None) -> dict[str, Any]:
+def _check_rule(
+    rule: Rule,
+    value: Any,
+    variants: Mapping[str, Mapping[str, Any]],
+    baseline: Mapping[str, Any],
+    select: Mapping[str, Any] | None,
+) -> dict[str, Any]:
     scope, not_run = _scope(rule, value, variants)
     if not_run:
         return {"met": None, "value": {}, "threshold": {}, "failing": [], "not_run": not_run}
@@ -262,8 +313,9 @@ def _check_rule(rule: Rule, value: Any, variants: Mapping[str, Mapping[str, Any]
     values, thresholds = {}, {}
     for variant, limit in scope.items():
         values[variant] = _figure(rule, variants[variant], variant)
-        thresholds[variant] = _reference(rule, limit, variant, variants, baseline) \
-            if rule.kind == "reference" else limit
+        thresholds[variant] = (
+            _reference(rule, limit, variant, variants, baseline) if rule.kind == "reference" else limit
+        )
     failing = [v for v in scope if not rule.compare(values[v], thresholds[v])]  # NaN fails
     return {"met": not failing, "value": values, "threshold": thresholds, "failing": failing}
 
@@ -272,8 +324,11 @@ def summary(checked: Mapping[str, Any] | None) -> str:
     """``met``; ``not met: <rule> (<variant> <value>: needs >= <threshold>); ...``; ``not
     checked: <rule> (<variant> did not run)``; or ``–`` (no bar, or metrics from before bars
     were checked)."""
-    if not isinstance(checked, Mapping) or not isinstance(checked.get("rules"), Mapping) \
-            or not checked["rules"]:
+    if (
+        not isinstance(checked, Mapping)
+        or not isinstance(checked.get("rules"), Mapping)
+        or not checked["rules"]
+    ):
         return "–"
     if checked.get("bar_met"):
         return "met"
@@ -282,14 +337,20 @@ def summary(checked: Mapping[str, Any] | None) -> str:
         if result["met"] is False:
             symbol, failing = parse(name).symbol, result["failing"]
             limits = {_short(result["threshold"][v]) for v in failing}
-            shown = ", ".join(f"{v} {_short(result['value'][v])}" + (
-                "" if len(limits) == 1 else f" needs {symbol} {_short(result['threshold'][v])}")
-                for v in failing)
-            missed.append(f"{name} ({shown}" + (f": needs {symbol} {limits.pop()})" if len(limits) == 1 else ")"))
+            shown = ", ".join(
+                f"{v} {_short(result['value'][v])}"
+                + ("" if len(limits) == 1 else f" needs {symbol} {_short(result['threshold'][v])}")
+                for v in failing
+            )
+            missed.append(
+                f"{name} ({shown}" + (f": needs {symbol} {limits.pop()})" if len(limits) == 1 else ")")
+            )
         elif result["met"] is None:
             unchecked.append(f"{name} ({', '.join(result.get('not_run', []))} did not run)")
-    return "; ".join(([f"not met: {'; '.join(missed)}"] if missed else [])
-                     + ([f"not checked: {'; '.join(unchecked)}"] if unchecked else []))
+    return "; ".join(
+        ([f"not met: {'; '.join(missed)}"] if missed else [])
+        + ([f"not checked: {'; '.join(unchecked)}"] if unchecked else [])
+    )
 
 
 def _short(value: float) -> str:

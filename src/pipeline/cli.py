@@ -11,6 +11,7 @@ from pipeline.errors import PipelineError
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow is imported anywhere
 os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
+
 def run_stage(main: Callable[[list[str]], int | None], argv: Sequence[str] | None = None) -> int:
     """Call a stage's main; expected failures print one clear paragraph and exit non-zero."""
     args = list(sys.argv[1:] if argv is None else argv)

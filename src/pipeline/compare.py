@@ -52,12 +52,16 @@ def table(shown: list[dict], name: str) -> tuple[list[str], list[list[Any]]]:
         metrics = (data.get("metrics") or {}).get(layout.headline(name).as_posix(), {}).get("data", {})
         rows.append((label, flatten(params.get("experiments", {}).get(name, {})), flatten(metrics)))
     params = [key for key in ALWAYS if any(key in p for _, p, _ in rows)]
-    params += sorted(key for key in set().union(*(p for _, p, _ in rows)) - set(params)
-                     if len({json.dumps(p.get(key), sort_keys=True) for _, p, _ in rows}) > 1)
+    params += sorted(
+        key
+        for key in set().union(*(p for _, p, _ in rows)) - set(params)
+        if len({json.dumps(p.get(key), sort_keys=True) for _, p, _ in rows}) > 1
+    )
     metrics = list(dict.fromkeys(key for _, _, m in rows for key in m))
     columns = ["experiment", *params, *metrics]
-    return columns, [[label, *(p.get(k, "-") for k in params), *(m.get(k, "-") for k in metrics)]
-                     for label, p, m in rows]
+    return columns, [
+        [label, *(p.get(k, "-") for k in params), *(m.get(k, "-") for k in metrics)] for label, p, m in rows
+    ]
 
 
 def render(columns: list[str], rows: list[list[Any]], width: int) -> str:
@@ -84,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         return shown.returncode
     columns, rows = table(json.loads(shown.stdout), names[0])
     if len(columns) == 1:
-        print(f"error: no params or headline metrics of experiment {names[0]!r} in `dvc exp show`",
-              file=sys.stderr)
+        print(
+            f"error: no params or headline metrics of experiment {names[0]!r} in `dvc exp show`",
+            file=sys.stderr,
+        )
         return 2
     print(render(columns, rows, shutil.get_terminal_size((120, 24)).columns))
     return 0

@@ -102,11 +102,16 @@ def parse_overrides(overrides: Sequence[str]) -> list[Override]:
     try:
         parsed = OverridesParser.create().parse_overrides(list(overrides))
     except OverrideParseException as error:  # Hydra's message ends with a link to old docs
-        reason = "; ".join(line for line in error.message.splitlines()
-                           if not line.startswith(("See ", "Error parsing override")))
-        raise ConfigError(f"Cannot parse override {error.override!r}: {reason or error.message}. "
-                          "Hydra's grammar: key=value, +key=value, ++key=value, ~key, "
-                          f"group=option ({GRAMMAR}).") from error
+        reason = "; ".join(
+            line
+            for line in error.message.splitlines()
+            if not line.startswith(("See ", "Error parsing override"))
+        )
+        raise ConfigError(
+            f"Cannot parse override {error.override!r}: {reason or error.message}. "
+            "Hydra's grammar: key=value, +key=value, ++key=value, ~key, "
+            f"group=option ({GRAMMAR})."
+        ) from error
     for override in parsed:
         if not override.key_or_group:
             raise ConfigError(f"Override {override.input_line!r} has no key; the form is key=value.")
@@ -114,7 +119,8 @@ def parse_overrides(overrides: Sequence[str]) -> list[Override]:
             raise ConfigError(
                 f"Override {override.input_line!r} is a sweep; a stage runs one config. To search "
                 "a space, use Optuna: `python -m pipeline.tune` (spaces in conf/tune/); for a grid "
-                "of runs, `dvc exp run --queue -S '<key>=1,2,3'` and `dvc queue start`.")
+                "of runs, `dvc exp run --queue -S '<key>=1,2,3'` and `dvc queue start`."
+            )
     return parsed
 
 
@@ -129,9 +135,11 @@ def is_group_override(override: Override) -> bool:
     if (CONF_DIR / override.key_or_group).is_dir() and not isinstance(override.value(), dict):
         return True
     if override.package is not None:  # group@package=option, but no such group
-        raise ConfigError(f"Override {override.input_line!r} chooses an option of config group "
-                          f"{override.key_or_group!r}, which conf/ does not have; its groups: "
-                          f"{', '.join(config_groups())}.")
+        raise ConfigError(
+            f"Override {override.input_line!r} chooses an option of config group "
+            f"{override.key_or_group!r}, which conf/ does not have; its groups: "
+            f"{', '.join(config_groups())}."
+        )
     return False
 
 
@@ -191,8 +199,9 @@ def _unknown_key(cfg: DictConfig, override: Override, rule: str) -> ConfigError:
     missing = key.split(".")[where.count(".") + 1 if where else 0]
     nearest = difflib.get_close_matches(missing, keys, n=1)
     hint = f" Did you mean {'.'.join(filter(None, (where, nearest[0])))!r}?" if nearest else ""
-    return ConfigError(f"{said}{hint} All valid keys under {where or 'the top level'}: "
-                       f"{', '.join(keys) or '-'}.")
+    return ConfigError(
+        f"{said}{hint} All valid keys under {where or 'the top level'}: {', '.join(keys) or '-'}."
+    )
 
 
 def _apply(cfg: DictConfig, override: Override) -> None:
@@ -202,22 +211,33 @@ def _apply(cfg: DictConfig, override: Override) -> None:
     key, value, line = override.key_or_group, override.value(), override.input_line
     old = _get(cfg, key)
     if override.is_add() and old is not _ABSENT:
-        raise ConfigError(f"Override {line!r} adds {key!r}, but it exists (value {old!r}); + only "
-                          f"adds a new key. To change it: {line[1:]!r}; to set it either way: "
-                          f"'+{line}'.")
+        raise ConfigError(
+            f"Override {line!r} adds {key!r}, but it exists (value {old!r}); + only "
+            f"adds a new key. To change it: {line[1:]!r}; to set it either way: "
+            f"'+{line}'."
+        )
     if old is _ABSENT:
         if not (override.is_add() or override.is_force_add()):
-            raise _unknown_key(cfg, override, "~key deletes an existing key" if override.is_delete()
-                               else "key=value sets an existing key; +key=value adds one")
+            raise _unknown_key(
+                cfg,
+                override,
+                "~key deletes an existing key"
+                if override.is_delete()
+                else "key=value sets an existing key; +key=value adds one",
+            )
         where, node = _nearest(cfg, key)
         if not isinstance(node, DictConfig):  # OmegaConf would replace that value with a dict
-            raise ConfigError(f"Override {line!r} adds a key under {where}, which is "
-                              f"{_kind(node)} (value {node!r}), not a mapping.")
+            raise ConfigError(
+                f"Override {line!r} adds a key under {where}, which is "
+                f"{_kind(node)} (value {node!r}), not a mapping."
+            )
     if override.is_delete():
         current = OmegaConf.to_container(old) if isinstance(old, (DictConfig, ListConfig)) else old
         if value is not None and value != current:
-            raise ConfigError(f"Override {line!r} deletes {key!r} only if its value is {value!r}, "
-                              f"but it is {current!r}; ~{key} deletes it whatever its value.")
+            raise ConfigError(
+                f"Override {line!r} deletes {key!r} only if its value is {value!r}, "
+                f"but it is {current!r}; ~{key} deletes it whatever its value."
+            )
         parent_key, _, leaf = key.rpartition(".")
         parent = _get(cfg, parent_key) if parent_key else cfg
         with open_dict(cfg):  # a fresh composition is in struct mode
@@ -236,8 +256,10 @@ def apply_overrides(cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     cfg = cfg.copy()
     for override in parse_overrides(overrides):
         if is_group_override(override):
-            raise ConfigError(f"Override {override.input_line!r} chooses a config-group option; "
-                              "only composing conf/ can apply it (`pipeline.config.load`).")
+            raise ConfigError(
+                f"Override {override.input_line!r} chooses a config-group option; "
+                "only composing conf/ can apply it (`pipeline.config.load`)."
+            )
         _apply(cfg, override)
     return cfg
 
@@ -252,7 +274,8 @@ def _compose_groups(groups: list[Override], params_file: Path) -> DictConfig:
             f"Config-group override {groups[0].input_line!r} composes conf/ anew, but "
             f"{params_file.name} differs from conf/ at: {shown}; composing would lose that. "
             "Either regenerate it from conf/ with `python -m pipeline.config` (edit conf/ to keep "
-            "a change), or set the values with plain key=value overrides instead.")
+            "a change), or set the values with plain key=value overrides instead."
+        )
     return compose([o.input_line for o in groups])
 
 
@@ -289,16 +312,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m pipeline.config",
         description="Compose conf/ into params.yaml (or check that they agree).",
     )
-    parser.add_argument("overrides", nargs="*",
-                        help="Hydra overrides, e.g. optimizer@experiments.wide_deep.train.optimizer=sgd")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="Hydra overrides, e.g. optimizer@experiments.wide_deep.train.optimizer=sgd",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 if params.yaml drifted")
     args = parser.parse_args(argv)
     try:
         if args.check:
             drift = params_drift()
             if drift:
-                print(f"params.yaml differs from conf/ at: {', '.join(drift)}. "
-                      "Run `python -m pipeline.config` to regenerate it.", file=sys.stderr)
+                print(
+                    f"params.yaml differs from conf/ at: {', '.join(drift)}. "
+                    "Run `python -m pipeline.config` to regenerate it.",
+                    file=sys.stderr,
+                )
                 return 1
             print("params.yaml agrees with conf/")
             return 0

@@ -43,8 +43,11 @@ def read_history(path) -> dict[str, list[float]]:
 
 def best_variant(results: dict[str, dict], metric: str, direction: str) -> str | None:
     """The variant with the best validation ``metric`` (None if no variant measured it)."""
-    scored = {v: entry[metric] for v, entry in results.items()
-              if isinstance(entry.get(metric), (int, float)) and entry[metric] == entry[metric]}
+    scored = {
+        v: entry[metric]
+        for v, entry in results.items()
+        if isinstance(entry.get(metric), (int, float)) and entry[metric] == entry[metric]
+    }
     if not scored:
         return None
     pick = max if direction == "maximize" else min
@@ -59,8 +62,11 @@ def headline(results: dict[str, dict], metric: str, direction: str) -> dict:
     if variant is None:
         return {}
     scores = numeric(results[variant])
-    return {"variant": variant, metric: scores[metric],
-            **{k: v for k, v in scores.items() if k.startswith("test_")}}
+    return {
+        "variant": variant,
+        metric: scores[metric],
+        **{k: v for k, v in scores.items() if k.startswith("test_")},
+    }
 
 
 def register_best(stage, results: dict[str, dict], run_record: dict) -> dict:
@@ -77,11 +83,17 @@ def register_best(stage, results: dict[str, dict], run_record: dict) -> dict:
     entry = results[variant]
     scores = {k: v for k, v in tracking.numeric(entry).items() if k.startswith(("test_", "val_"))}
     registered = tracking.register_and_promote(
-        f"models:/{run_record['models'][variant]}", stage.name, metric=metric,
-        value=float(entry[metric]), direction=direction,
-        tags={**stage.tags, "variant": variant, "run_id": run_record["variants"][variant], **scores})
-    cli.progress(f"evaluate {stage.name}: registered {variant} ({metric} {entry[metric]:.4f}) as "
-                 f"version {registered['version']}, now {registered['uri']}")
+        f"models:/{run_record['models'][variant]}",
+        stage.name,
+        metric=metric,
+        value=float(entry[metric]),
+        direction=direction,
+        tags={**stage.tags, "variant": variant, "run_id": run_record["variants"][variant], **scores},
+    )
+    cli.progress(
+        f"evaluate {stage.name}: registered {variant} ({metric} {entry[metric]:.4f}) as "
+        f"version {registered['version']}, now {registered['uri']}"
+    )
     # no version number here: it counts registrations, so it is no figure of this run
     return {"variant": variant, "metric": metric, "value": entry[metric], "alias": registered["alias"]}
 
@@ -99,8 +111,9 @@ def main(args: list[str]) -> int:
     report: dict[str, dict] = {"variants": {}, "baseline": stage.experiment.baseline(exp_cfg, stage.data)}
     with atomic_dir(layout.evaluate_plots(name)) as plot_dir:
         for variant in stage.variants():
-            report["variants"][variant] = score_variant(stage, variant, run_record, report["baseline"],
-                                                        plot_dir)
+            report["variants"][variant] = score_variant(
+                stage, variant, run_record, report["baseline"], plot_dir
+            )
         report.update(summarize(stage, report["variants"], run_record, plot_dir))
     settings = settings_of(cfg)
     report["bar"] = bars.check(exp_cfg.get("bar"), report["variants"], report["baseline"], settings)
@@ -125,20 +138,27 @@ def score_variant(stage, variant: str, run_record: dict, baseline: dict, plot_di
     model = keras.models.load_model(layout.model_file(name, variant))
     measured = stage.experiment.evaluation(run_cfg, variant, model, stage.data)
     during_training = read_json(layout.training_metrics(name, variant))
-    entry = {**measured, **during_training,
-             **compare_with_note({**during_training, **measured}, note_figures.get(variant))}
+    entry = {
+        **measured,
+        **during_training,
+        **compare_with_note({**during_training, **measured}, note_figures.get(variant)),
+    }
     figure = stage.experiment.figure(run_cfg, variant, model, stage.data)
     with tracking.run(variant, run_id=run_record["variants"][variant]):
-        tracking.log_metrics({k: v for k, v in entry.items() if not k.startswith("note_")},
-                             model_id=run_record.get("models", {}).get(variant))
+        tracking.log_metrics(
+            {k: v for k, v in entry.items() if not k.startswith("note_")},
+            model_id=run_record.get("models", {}).get(variant),
+        )
         tracking.log_metrics({f"baseline_{k}": v for k, v in baseline.items()})
         if figure is not None:
             tracking.log_figure(figure, "test_predictions.png")
     if figure is not None:
         plots.save(figure, plot_dir / f"{variant}.png")
     shown = {k: v for k, v in measured.items() if k.startswith("test_")} or measured
-    cli.progress(f"evaluate {name} {variant}: " + ", ".join(
-        f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, (int, float))))
+    cli.progress(
+        f"evaluate {name} {variant}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in shown.items() if isinstance(v, (int, float)))
+    )
     return entry
 
 

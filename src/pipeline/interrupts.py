@@ -47,8 +47,11 @@ def deferred() -> Iterator[None]:
     outside the main thread (only it receives signals) or if SIGINT is not Python's default."""
     global _depth, _pending
     outermost = _depth == 0
-    ours = (outermost and threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    ours = (
+        outermost
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
     if ours:
         signal.signal(signal.SIGINT, _defer)
     _depth += 1

@@ -17,7 +17,7 @@ def learning_curves(history: Mapping[str, Sequence[float]], title: str):
     columns = min(3, len(names))
     rows = -(-len(names) // columns)
     figure, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.3 * rows), squeeze=False)
-    for axis in axes.flat[len(names):]:
+    for axis in axes.flat[len(names) :]:
         axis.set_visible(False)
     for axis, name in zip(axes.flat, names):
         epochs = np.arange(1, len(history[name]) + 1)

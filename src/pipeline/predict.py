@@ -80,9 +80,17 @@ def main(args: list[str]) -> int:
     tracking.configure(cfg)
     version = models.check_exists(uri)  # " (version <n>)" for an alias
     model = models.load_model(uri)
-    rows = predict_file(model, Layout.of(model, uri), options.input, options.input_format,
-                        options.output, options.output_format, chunk_size=options.chunk_size,
-                        total=total, desc=f"predict {cfg.experiment}")
+    rows = predict_file(
+        model,
+        Layout.of(model, uri),
+        options.input,
+        options.input_format,
+        options.output,
+        options.output_format,
+        chunk_size=options.chunk_size,
+        total=total,
+        desc=f"predict {cfg.experiment}",
+    )
     cli.progress(f"predict {cfg.experiment}: {rows} rows with {uri}{version} -> {options.output}")
     return 0
 
@@ -97,9 +105,11 @@ def parse_options(args: list[str]) -> Options:
     given = {key: cli.pop_option(args, key) for key in ("input", "output", "chunk_size")}
     missing = [key for key in ("input", "output") if not given[key]]
     if missing:
-        raise ConfigError(f"predict needs {' and '.join(f'{key}=<file>' for key in missing)}: "
-                          "python -m pipeline.predict experiment=<name> input=<file> "
-                          "output=<file> (see --help).")
+        raise ConfigError(
+            f"predict needs {' and '.join(f'{key}=<file>' for key in missing)}: "
+            "python -m pipeline.predict experiment=<name> input=<file> "
+            "output=<file> (see --help)."
+        )
     chunk_size = DEFAULT_CHUNK_SIZE
     if given["chunk_size"] is not None:
         try:
@@ -107,12 +117,18 @@ def parse_options(args: list[str]) -> Options:
         except ValueError:
             chunk_size = 0
         if chunk_size < 1:
-            raise ConfigError(f"chunk_size={given['chunk_size']!r} must be a whole number of "
-                              "rows, at least 1.")
+            raise ConfigError(
+                f"chunk_size={given['chunk_size']!r} must be a whole number of rows, at least 1."
+            )
     source, target = Path(given["input"]), Path(given["output"])
-    return Options(model, source, target, chunk_size,
-                   file_format(source, INPUT_FORMATS, "input"),
-                   file_format(target, OUTPUT_FORMATS, "output"))
+    return Options(
+        model,
+        source,
+        target,
+        chunk_size,
+        file_format(source, INPUT_FORMATS, "input"),
+        file_format(target, OUTPUT_FORMATS, "output"),
+    )
 
 
 def load_config(args: list[str]):
@@ -122,15 +138,16 @@ def load_config(args: list[str]):
     except ConfigError as error:
         if not str(error).startswith("Unknown config key"):
             raise
-        raise ConfigError(f"{error} predict's own options: input=, output=, model=, "
-                          "chunk_size=.") from error
+        raise ConfigError(f"{error} predict's own options: input=, output=, model=, chunk_size=.") from error
 
 
 def file_format(path: Path, formats: dict[str, str], role: str) -> str:
     suffix = path.suffix.lower()
     if suffix not in formats:
-        raise BadInput(f"The {role} file {path} has an unknown format {suffix or '(no extension)'!r}; "
-                       f"{role} formats: {', '.join(formats)}.")
+        raise BadInput(
+            f"The {role} file {path} has an unknown format {suffix or '(no extension)'!r}; "
+            f"{role} formats: {', '.join(formats)}."
+        )
     return formats[suffix]
 
 
@@ -138,21 +155,25 @@ def require_experiment(cfg, args: list[str], model: str) -> None:
     """The registered model's name is the experiment's: say which, unless the model is a URI."""
     named = any(arg.startswith("experiment=") for arg in args)
     if not named and not model.startswith(("runs:/", "models:/")):
-        raise ConfigError("Say whose model predicts: experiment=<name> (its registered model); "
-                          f"valid choices: {', '.join(sorted(cfg.experiments))}.")
+        raise ConfigError(
+            "Say whose model predicts: experiment=<name> (its registered model); "
+            f"valid choices: {', '.join(sorted(cfg.experiments))}."
+        )
 
 
 def check_files(options: Options) -> None:
     """A non-empty input file and an output that is another file, before any model loads."""
     source = options.input
     if not source.is_file():
-        raise BadInput(f"The input file {source} does not exist"
-                       + (" (it is a directory)." if source.is_dir() else "."))
+        raise BadInput(
+            f"The input file {source} does not exist" + (" (it is a directory)." if source.is_dir() else ".")
+        )
     if source.stat().st_size == 0:
         raise BadInput(f"The input file {source} is empty: no rows to predict.")
     if options.output.resolve() == source.resolve():
-        raise BadInput(f"The output {options.output} is the input file; write the predictions "
-                       "to another file.")
+        raise BadInput(
+            f"The output {options.output} is the input file; write the predictions to another file."
+        )
     if options.output.is_dir():
         raise BadInput(f"The output {options.output} is a directory; give a file name.")
 

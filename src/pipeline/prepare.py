@@ -30,8 +30,14 @@ def main(args: list[str]) -> int:
     cli.progress(f"prepare {name}: fetching and verifying {source.name}")
     raw, hashes = source.load()
     arrays = SPLITTERS[spec.source](raw, spec.split)
-    info = {"dataset": name, "source": source.name, "citation": source.citation,
-            "sha256": hashes, "split": dict(spec.split), **summarize(arrays)}
+    info = {
+        "dataset": name,
+        "source": source.name,
+        "citation": source.citation,
+        "sha256": hashes,
+        "split": dict(spec.split),
+        **summarize(arrays),
+    }
     with atomic_dir(layout.prepared(name)) as tmp:
         save_arrays(tmp / "arrays.npz", arrays)
         write_json(tmp / "info.json", info)

@@ -32,8 +32,9 @@ def missing_outputs(targets: list[str]) -> list[str]:
     for changes in json.loads(result.stdout or "{}").values():
         for change in changes:
             if isinstance(change, dict):
-                missing += [path for path, state in change.get("changed outs", {}).items()
-                            if state == "not in cache"]
+                missing += [
+                    path for path, state in change.get("changed outs", {}).items() if state == "not in cache"
+                ]
     return sorted(set(missing))
 
 
@@ -42,10 +43,13 @@ def pull(targets: list[str]) -> int:
     errors = [line for line in fetched.stderr.splitlines() if line.startswith(("ERROR", "WARNING"))]
     missing = missing_outputs(targets)
     if missing:
-        print("error: the remote lacks (or holds damaged) data of "
-              f"{len(missing)} output(s): {', '.join(missing)}.\n"
-              "Nothing was checked out; the workspace is as it was. Push them from the clone "
-              "that made them (`make push`), or rebuild them with `dvc repro`.", file=sys.stderr)
+        print(
+            "error: the remote lacks (or holds damaged) data of "
+            f"{len(missing)} output(s): {', '.join(missing)}.\n"
+            "Nothing was checked out; the workspace is as it was. Push them from the clone "
+            "that made them (`make push`), or rebuild them with `dvc repro`.",
+            file=sys.stderr,
+        )
         if errors:
             print("dvc said:\n  " + "\n  ".join(errors[:10]), file=sys.stderr)
         return 1
@@ -53,8 +57,10 @@ def pull(targets: list[str]) -> int:
     sys.stderr.write(checkout.stderr)
     if checkout.returncode != 0:
         return checkout.returncode
-    print(fetched.stdout.strip().splitlines()[-1] if fetched.stdout.strip() else "fetched",
-          "- checked out; `dvc status` should now say up to date")
+    print(
+        fetched.stdout.strip().splitlines()[-1] if fetched.stdout.strip() else "fetched",
+        "- checked out; `dvc status` should now say up to date",
+    )
     return 0
 
 

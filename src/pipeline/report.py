@@ -69,8 +69,13 @@ def shown_metrics(entry: Mapping[str, Any], wanted: list[str]) -> list[str]:
     return [k for k in entry if k.startswith("test_") and _number(entry[k]) is not None][:1]
 
 
-def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str, Any],
-                    tuned: Mapping[str, Any] | None, runs: Mapping[str, str]) -> list[Row]:
+def experiment_rows(
+    name: str,
+    exp_cfg: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    tuned: Mapping[str, Any] | None,
+    runs: Mapping[str, str],
+) -> list[Row]:
     wanted = list((exp_cfg.get("report") or {}).get("metrics") or [])
     tune_variant = (exp_cfg.get("tune") or {}).get("variant")
     rows = []
@@ -83,12 +88,19 @@ def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str,
                 tuned_value = _number((tuned.get("best_test") or {}).get(metric))
                 if tuned_value is None and tuned.get("metric") == metric:
                     tuned_value = _number(tuned.get("best_value"))
-            rows.append(Row(
-                experiment=name, variant=variant, metric=metric,
-                note=_number(entry.get(f"note_{metric}")), ours=float(entry[metric]),
-                std=_number(entry.get(std_key)) if std_key else None, tuned=tuned_value,
-                seconds=_number(entry.get("train_seconds")), run_id=runs.get(variant),
-            ))
+            rows.append(
+                Row(
+                    experiment=name,
+                    variant=variant,
+                    metric=metric,
+                    note=_number(entry.get(f"note_{metric}")),
+                    ours=float(entry[metric]),
+                    std=_number(entry.get(std_key)) if std_key else None,
+                    tuned=tuned_value,
+                    seconds=_number(entry.get("train_seconds")),
+                    run_id=runs.get(variant),
+                )
+            )
     if tuned and tune_variant and tune_variant not in metrics["variants"]:
         # a tune-only variant (wide & deep's `search`): the train stage never ran it, so the
         # tuned test score is its only figure, beside the note's figure for the same metric
@@ -96,9 +108,19 @@ def experiment_rows(name: str, exp_cfg: Mapping[str, Any], metrics: Mapping[str,
         for metric in wanted:
             value = _number((tuned.get("best_test") or {}).get(metric))
             if value is not None:
-                rows.append(Row(experiment=name, variant=f"{tune_variant} (tune only)",
-                                metric=metric, note=notes.get(metric), ours=None, std=None,
-                                tuned=value, seconds=None, run_id=None))
+                rows.append(
+                    Row(
+                        experiment=name,
+                        variant=f"{tune_variant} (tune only)",
+                        metric=metric,
+                        note=notes.get(metric),
+                        ours=None,
+                        std=None,
+                        tuned=value,
+                        seconds=None,
+                        run_id=None,
+                    )
+                )
     return rows
 
 
@@ -120,18 +142,36 @@ def _fmt(value: float | None, digits: int = 4) -> str:
 
 def table(rows: list[Row], bars: Mapping[str, str] | None = None) -> list[list[str]]:
     """The cells, header first; an experiment's bar (``bars``) stands on its first row."""
-    header = ["experiment", "variant", "metric", "note", "ours", "diff", "tuned", "train s",
-              "MLflow run", "bar"]
+    header = [
+        "experiment",
+        "variant",
+        "metric",
+        "note",
+        "ours",
+        "diff",
+        "tuned",
+        "train s",
+        "MLflow run",
+        "bar",
+    ]
     body, shown = [], set()
     for r in rows:
         bar = "" if r.experiment in shown else (bars or {}).get(r.experiment, "–")
         shown.add(r.experiment)
-        body.append([
-            r.experiment, r.variant, r.metric, _fmt(r.note),
-            _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
-            ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
-            _fmt(r.tuned), _fmt(r.seconds, 3), (r.run_id or "–")[:12], bar,
-        ])
+        body.append(
+            [
+                r.experiment,
+                r.variant,
+                r.metric,
+                _fmt(r.note),
+                _fmt(r.ours) + (f" ± {_fmt(r.std)}" if r.std is not None else ""),
+                ("+" if (r.diff or 0) > 0 else "") + _fmt(r.diff) if r.diff is not None else "–",
+                _fmt(r.tuned),
+                _fmt(r.seconds, 3),
+                (r.run_id or "–")[:12],
+                bar,
+            ]
+        )
     return [header, *body]
 
 
@@ -151,8 +191,15 @@ def comparison_figure(name: str, rows: list[Row]):
     x = range(len(rows))
     width = 0.27
     axis.bar([i - width for i in x], [r.note or 0 for r in rows], width, label="note", color="#bbbbbb")
-    axis.bar(list(x), [r.ours or 0 for r in rows], width, yerr=[r.std or 0 for r in rows],
-             label="ours", color="#1f77b4", capsize=3)
+    axis.bar(
+        list(x),
+        [r.ours or 0 for r in rows],
+        width,
+        yerr=[r.std or 0 for r in rows],
+        label="ours",
+        color="#1f77b4",
+        capsize=3,
+    )
     axis.bar([i + width for i in x], [r.tuned or 0 for r in rows], width, label="tuned", color="#2ca02c")
     values = [v for r in rows for v in (r.note, r.ours, r.tuned) if v]
     if values and min(values) > 0 and max(values) <= 1:  # accuracies: zoom where they differ
@@ -174,8 +221,9 @@ def _png(figure) -> bytes:
     return buffer.getvalue()
 
 
-def render_html(title: str, intro: str, cells: list[list[str]], errata: dict[str, str],
-                images: dict[str, bytes]) -> str:
+def render_html(
+    title: str, intro: str, cells: list[list[str]], errata: dict[str, str], images: dict[str, bytes]
+) -> str:
     header, *body = cells
     head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
@@ -183,16 +231,21 @@ def render_html(title: str, intro: str, cells: list[list[str]], errata: dict[str
     figures = "".join(
         f'<figure><img alt="{html.escape(n)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode()}"><figcaption>{html.escape(n)}</figcaption></figure>'
-        for n, png in images.items())
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
-             "padding:3px 6px;text-align:left}tr:nth-child(even){background:#f6f6f6}"
-             "img{max-width:100%}figure{display:inline-block;margin:1em}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"<p>{html.escape(intro)}</p><table><tr>{head}</tr>{rows}</table>"
-            f"<h2>Errata: where a note's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
-            "</body></html>")
+        for n, png in images.items()
+    )
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
+        "padding:3px 6px;text-align:left}tr:nth-child(even){background:#f6f6f6}"
+        "img{max-width:100%}figure{display:inline-block;margin:1em}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{html.escape(intro)}</p><table><tr>{head}</tr>{rows}</table>"
+        f"<h2>Errata: where a note's figure misleads</h2>{notes}<h2>Figures</h2>{figures}"
+        "</body></html>"
+    )
 
 
 def read_inputs(cfg) -> dict[str, dict[str, Any]]:
@@ -201,11 +254,16 @@ def read_inputs(cfg) -> dict[str, dict[str, Any]]:
 
     inputs, missing = {}, []
     for name in cfg.experiments:
-        paths = {"metrics": layout.metrics(name), "runs": layout.run_record(name),
-                 "tuned": layout.best_params(name)}
+        paths = {
+            "metrics": layout.metrics(name),
+            "runs": layout.run_record(name),
+            "tuned": layout.best_params(name),
+        }
         for key in ("metrics", "runs"):
             if not paths[key].is_file():
-                missing.append(f"{paths[key]} (run: dvc repro {'evaluate' if key == 'metrics' else 'train'}@{name})")
+                missing.append(
+                    f"{paths[key]} (run: dvc repro {'evaluate' if key == 'metrics' else 'train'}@{name})"
+                )
         if all(paths[k].is_file() for k in ("metrics", "runs")):
             inputs[name] = {
                 "metrics": read_json(paths["metrics"]),
@@ -223,8 +281,8 @@ class Sections:
     """What the report shows, gathered from the stages' outputs."""
 
     rows: list[Row]
-    bars: dict[str, str]      # experiment -> met / not met: <rules> / not checked / –
-    errata: dict[str, str]    # experiment -> its errata, numbers filled in
+    bars: dict[str, str]  # experiment -> met / not met: <rules> / not checked / –
+    errata: dict[str, str]  # experiment -> its errata, numbers filled in
     images: dict[str, bytes]  # file name -> PNG of the experiment's comparison figure
 
 
@@ -248,21 +306,32 @@ def gather(cfg, inputs: Mapping[str, Mapping[str, Any]]) -> Sections:
 
 
 def intro_text(commit: str) -> str:
-    return (f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
-            f"commit {commit}. 'ours' is the variant's score (mean ± std over folds or seeds "
-            "where several ran); 'tuned' is the tune stage's best trial on the same split; "
-            "'train s' the training wall time of the variant; MLflow run: the variant's train run; "
-            "'bar' the experiment's bar (conf/experiments/<name>.yaml) as the evaluate stage checked it.")
+    return (
+        f"Rendered by `python -m pipeline.report` from metrics/, tuning/ and models/ at git "
+        f"commit {commit}. 'ours' is the variant's score (mean ± std over folds or seeds "
+        "where several ran); 'tuned' is the tune stage's best trial on the same split; "
+        "'train s' the training wall time of the variant; MLflow run: the variant's train run; "
+        "'bar' the experiment's bar (conf/experiments/<name>.yaml) as the evaluate stage checked it."
+    )
 
 
-def render_markdown(title: str, intro: str, cells: list[list[str]], errata: dict[str, str],
-                    images: dict[str, bytes]) -> str:
-    return "\n\n".join([
-        f"# {title}", intro, markdown_table(cells),
-        "## Errata: where a note's figure misleads",
-        *[f"**{name}.** {text}" for name, text in errata.items()],
-        "## Figures", *[f"![{n}](figures/{n})" for n in images],
-    ]) + "\n"
+def render_markdown(
+    title: str, intro: str, cells: list[list[str]], errata: dict[str, str], images: dict[str, bytes]
+) -> str:
+    return (
+        "\n\n".join(
+            [
+                f"# {title}",
+                intro,
+                markdown_table(cells),
+                "## Errata: where a note's figure misleads",
+                *[f"**{name}.** {text}" for name, text in errata.items()],
+                "## Figures",
+                *[f"![{n}](figures/{n})" for n in images],
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_report(sections: Sections, commit: str) -> None:
@@ -285,8 +354,10 @@ def main(args: list[str]) -> int:
     inputs = read_inputs(cfg)
     sections = gather(cfg, inputs)
     write_report(sections, git_commit())
-    cli.progress(f"report: {len(sections.rows)} rows for {len(inputs)} experiments -> "
-                 f"{REPORT_DIR}/report.md, {REPORT_DIR}/report.html")
+    cli.progress(
+        f"report: {len(sections.rows)} rows for {len(inputs)} experiments -> "
+        f"{REPORT_DIR}/report.md, {REPORT_DIR}/report.html"
+    )
     return 0
 
 

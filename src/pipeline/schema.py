@@ -50,8 +50,10 @@ def whole_at_least(low: int) -> Rule:
 
 
 def positive(optional: bool = False) -> Rule:
-    return Rule(lambda v: (optional and v is None) or (_number(v) and v > 0),
-                "a number > 0" + (" (or null)" if optional else ""))
+    return Rule(
+        lambda v: (optional and v is None) or (_number(v) and v > 0),
+        "a number > 0" + (" (or null)" if optional else ""),
+    )
 
 
 def non_negative() -> Rule:
@@ -60,8 +62,10 @@ def non_negative() -> Rule:
 
 def in_range(low: float, high: float, high_included: bool = False) -> Rule:
     bracket = "]" if high_included else ")"
-    return Rule(lambda v: _number(v) and low <= v and (v <= high if high_included else v < high),
-                f"a number in [{low}, {high}{bracket}")
+    return Rule(
+        lambda v: _number(v) and low <= v and (v <= high if high_included else v < high),
+        f"a number in [{low}, {high}{bracket}",
+    )
 
 
 def one_of(*choices: Any, optional: bool = False) -> Rule:
@@ -70,13 +74,17 @@ def one_of(*choices: Any, optional: bool = False) -> Rule:
 
 
 def widths() -> Rule:
-    return Rule(lambda v: isinstance(v, (list, ListConfig)) and all(_whole(w) and w >= 1 for w in v),
-                "a list of whole numbers >= 1")
+    return Rule(
+        lambda v: isinstance(v, (list, ListConfig)) and all(_whole(w) and w >= 1 for w in v),
+        "a list of whole numbers >= 1",
+    )
 
 
 def fraction_or_count() -> Rule:
-    return Rule(lambda v: (_whole(v) and v >= 1) or (isinstance(v, float) and 0 < v < 1),
-                "a fraction in (0, 1) or a whole number of rows >= 1")
+    return Rule(
+        lambda v: (_whole(v) and v >= 1) or (isinstance(v, float) and 0 < v < 1),
+        "a fraction in (0, 1) or a whole number of rows >= 1",
+    )
 
 
 #: leaf name -> rule, for every key under ``experiments.<name>`` and ``datasets.<name>``
@@ -131,8 +139,11 @@ def check(cfg: DictConfig) -> None:
     if errors:
         shown = errors[:MAX_ERRORS]
         more = len(errors) - len(shown)
-        raise ConfigError("Invalid configuration (params.yaml and the command line's overrides):\n  "
-                          + "\n  ".join(shown) + (f"\n  ... and {more} more" if more else ""))
+        raise ConfigError(
+            "Invalid configuration (params.yaml and the command line's overrides):\n  "
+            + "\n  ".join(shown)
+            + (f"\n  ... and {more} more" if more else "")
+        )
 
 
 def _experiment_errors(cfg: DictConfig) -> Iterator[str]:
@@ -144,7 +155,7 @@ def _experiment_errors(cfg: DictConfig) -> Iterator[str]:
                 continue  # the notes' figures and the bars are measurements, not settings
             if rule is not None and not rule.check(value):
                 yield f"{'.'.join(path)}={value!r}: must be {rule.says}"
-        for name, experiment in (tree.items() if section == "experiments" else ()):
+        for name, experiment in tree.items() if section == "experiments" else ():
             yield from _space_errors(f"experiments.{name}.tune", experiment.get("tune") or {})
             yield from _bar_errors(f"experiments.{name}.bar", experiment)
 
@@ -153,7 +164,9 @@ def _bar_errors(where: str, experiment: Mapping[str, Any]) -> list[str]:
     """The bar's rules in the grammar of pipeline.bars, their mappings naming variants or groups
     (whether the metrics exist is known only to the evaluate stage)."""
     variants = experiment.get("variants") or {}
-    groups = {v["group"] for v in variants.values() if isinstance(v, Mapping) and isinstance(v.get("group"), str)}
+    groups = {
+        v["group"] for v in variants.values() if isinstance(v, Mapping) and isinstance(v.get("group"), str)
+    }
     return bars.form_errors(experiment.get("bar"), variants, groups, where=where)
 
 
@@ -162,8 +175,12 @@ def _tune_errors(cfg: DictConfig) -> Iterator[str]:
     from pipeline.tuning.study import PRUNERS  # here: that module imports pipeline.config
 
     tune = _plain(cfg.get("tune"))
-    rules = {"n_trials": whole_at_least(1), "n_workers": whole_at_least(1),
-             "timeout": positive(), "pruner": one_of(*PRUNERS)}
+    rules = {
+        "n_trials": whole_at_least(1),
+        "n_workers": whole_at_least(1),
+        "timeout": positive(),
+        "pruner": one_of(*PRUNERS),
+    }
     for key, rule in rules.items():
         value = tune.get(key)
         if value is not None and not rule.check(value):
@@ -173,8 +190,11 @@ def _tune_errors(cfg: DictConfig) -> Iterator[str]:
 def _space_errors(prefix: str, tune: Mapping[str, Any]) -> Iterator[str]:
     from pipeline.tuning.study import PRUNERS
 
-    for key, rule in (("n_trials", whole_at_least(1)), ("direction", one_of(*DIRECTIONS)),
-                      ("pruner", one_of(*PRUNERS, optional=True))):
+    for key, rule in (
+        ("n_trials", whole_at_least(1)),
+        ("direction", one_of(*DIRECTIONS)),
+        ("pruner", one_of(*PRUNERS, optional=True)),
+    ):
         if key in tune and not rule.check(tune[key]):
             yield f"{prefix}.{key}={tune[key]!r}: must be {rule.says}"
     for path, spec in _distributions(tune.get("space") or {}, (f"{prefix}.space",)):

@@ -39,9 +39,16 @@ class StageContext:
         experiment = get_experiment(cfg.experiment)
         data = load_prepared(exp_cfg.dataset)  # first: a missing dataset says how to prepare it
         info = load_info(exp_cfg.dataset)
-        return cls(stage, cfg, exp_cfg, experiment, data, info,
-                   tracking.get_experiment_id(cfg, cfg.experiment),
-                   tracking.standard_tags(stage, cfg.experiment, info["sha256"]))
+        return cls(
+            stage,
+            cfg,
+            exp_cfg,
+            experiment,
+            data,
+            info,
+            tracking.get_experiment_id(cfg, cfg.experiment),
+            tracking.standard_tags(stage, cfg.experiment, info["sha256"]),
+        )
 
     @property
     def name(self) -> str:

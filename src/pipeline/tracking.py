@@ -77,11 +77,16 @@ PIPELINE_RECORDS = ("dvc.lock", "reports")
 def git_commit(root: Path | str = PROJECT_ROOT) -> str:
     """HEAD's commit, with "-dirty" when tracked files other than the pipeline's records changed."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout.strip()
         excluded = [f":(exclude){path}" for path in PIPELINE_RECORDS]
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                *excluded], cwd=root, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *excluded],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -89,18 +94,33 @@ def git_commit(root: Path | str = PROJECT_ROOT) -> str:
 
 def standard_tags(stage: str, experiment: str, dataset_hashes: Mapping[str, str]) -> dict[str, str]:
     commit = git_commit()  # two git calls: once for both tags
-    tags = {"pipeline.stage": stage, "pipeline.experiment": experiment,
-            "mlflow.source.git.commit": commit, "git_commit": commit}
+    tags = {
+        "pipeline.stage": stage,
+        "pipeline.experiment": experiment,
+        "mlflow.source.git.commit": commit,
+        "git_commit": commit,
+    }
     tags.update({f"dataset.sha256.{name}": digest for name, digest in dataset_hashes.items()})
     return tags
 
 
 @contextlib.contextmanager
-def run(name: str, *, experiment_id: str | None = None, tags: Mapping[str, str] | None = None,
-        nested: bool = False, run_id: str | None = None) -> Iterator[mlflow.ActiveRun]:
+def run(
+    name: str,
+    *,
+    experiment_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
+) -> Iterator[mlflow.ActiveRun]:
     """An MLflow run that always ends: FINISHED on success, FAILED (or KILLED on Ctrl-C) if not."""
-    active = mlflow.start_run(run_id=run_id, run_name=None if run_id else name,
-                              experiment_id=experiment_id, nested=nested, tags=dict(tags or {}))
+    active = mlflow.start_run(
+        run_id=run_id,
+        run_name=None if run_id else name,
+        experiment_id=experiment_id,
+        nested=nested,
+        tags=dict(tags or {}),
+    )
     try:
         yield active
     except KeyboardInterrupt:
@@ -124,8 +144,9 @@ class MlflowLogger:
 
     @contextlib.contextmanager
     def child(self, name: str) -> Iterator["MlflowLogger"]:
-        with run(name, experiment_id=self.experiment_id, nested=True,
-                 tags={**self.tags, "pipeline.child": name}):
+        with run(
+            name, experiment_id=self.experiment_id, nested=True, tags={**self.tags, "pipeline.child": name}
+        ):
             yield self
 
     def log_model(self, servable, name: str = "model") -> None:
@@ -138,8 +159,7 @@ def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def log_metrics(metrics: Mapping[str, Any], step: int | None = None,
-                model_id: str | None = None) -> None:
+def log_metrics(metrics: Mapping[str, Any], step: int | None = None, model_id: str | None = None) -> None:
     """The numeric entries of ``metrics`` on the active run (and on its logged model
     ``model_id``: the Models tab shows them)."""
     mlflow.log_metrics(numeric(metrics), step=step, model_id=model_id)
@@ -179,16 +199,21 @@ def check_servable(servable) -> Any:
     raw_model = RawInputModel().setup(servable.spec, servable.model, servable.vocabulary)
     served = raw_model.predict(None, servable.raw_test)
     expected = raw_model.named_outputs(
-        servable.model.predict(servable.network_test, batch_size=4096, verbose=0))
+        servable.model.predict(servable.network_test, batch_size=4096, verbose=0)
+    )
     for column in expected.columns:
         ours, theirs = served[column].to_numpy(), expected[column].to_numpy()
-        same = (np.allclose(ours, theirs, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE)
-                if ours.dtype.kind == "f" else np.array_equal(ours, theirs))
+        same = (
+            np.allclose(ours, theirs, rtol=CHECK_TOLERANCE, atol=CHECK_TOLERANCE)
+            if ours.dtype.kind == "f"
+            else np.array_equal(ours, theirs)
+        )
         if not same or len(ours) != len(theirs):
             raise ServingMismatch(
                 f"The logged model of {servable.spec['experiment']}/{servable.spec['variant']} "
                 f"answers raw test rows differently from the trained network (column {column!r}); "
-                "its serving spec does not match how the experiment feeds the network.")
+                "its serving spec does not match how the experiment feeds the network."
+            )
     return served
 
 
@@ -229,10 +254,18 @@ def log_servable(servable, name: str = "model", tags: Mapping[str, str] | None =
             artifacts={key: str(path) for key, path in artifacts.items()},
             signature=signature,
             input_example=example,
-            pip_requirements=[f"tensorflow=={tf.__version__}", f"keras=={keras.__version__}",
-                              f"mlflow=={mlflow.__version__}", f"pandas=={pandas.__version__}"],
-            tags={"pipeline.experiment": servable.spec["experiment"],
-                  "pipeline.variant": servable.spec["variant"], **servable.tags, **(tags or {})},
+            pip_requirements=[
+                f"tensorflow=={tf.__version__}",
+                f"keras=={keras.__version__}",
+                f"mlflow=={mlflow.__version__}",
+                f"pandas=={pandas.__version__}",
+            ],
+            tags={
+                "pipeline.experiment": servable.spec["experiment"],
+                "pipeline.variant": servable.spec["variant"],
+                **servable.tags,
+                **(tags or {}),
+            },
         )
 
 
@@ -246,14 +279,22 @@ def log_dataset(info: Mapping[str, Any], source_url: str, context: str = "traini
     from mlflow.data.meta_dataset import MetaDataset
 
     hashes = info["sha256"]
-    digest = hashes.get("content") or hashlib.sha256(
-        "".join(f"{name}:{sha}\n" for name, sha in sorted(hashes.items())).encode()).hexdigest()
-    sizes = {key.removeprefix("y_") if key != "y" else "all": str(shape[0])
-             for key, shape in info["shapes"].items() if key == "y" or key.startswith("y_")}
+    digest = (
+        hashes.get("content")
+        or hashlib.sha256(
+            "".join(f"{name}:{sha}\n" for name, sha in sorted(hashes.items())).encode()
+        ).hexdigest()
+    )
+    sizes = {
+        key.removeprefix("y_") if key != "y" else "all": str(shape[0])
+        for key, shape in info["shapes"].items()
+        if key == "y" or key.startswith("y_")
+    }
     # MLflow keeps at most 36 characters of a digest; the whole sha256 is a tag of the input
     dataset = MetaDataset(HTTPDatasetSource(source_url), name=info["dataset"], digest=digest[:36])
-    mlflow.log_input(dataset, context=context,
-                     tags={"sha256": digest, **{f"rows.{k}": v for k, v in sizes.items()}})
+    mlflow.log_input(
+        dataset, context=context, tags={"sha256": digest, **{f"rows.{k}": v for k, v in sizes.items()}}
+    )
 
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -263,30 +304,57 @@ def better(value: float, than: float, direction: str) -> bool:
     return value > than if direction == "maximize" else value < than
 
 
-def register_and_promote(model_uri: str, name: str, *, metric: str, value: float, direction: str,
-                         tags: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def register_and_promote(
+    model_uri: str,
+    name: str,
+    *,
+    metric: str,
+    value: float,
+    direction: str,
+    tags: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Register ``model_uri`` as a new version of ``name`` (tagged with its validation score
     and ``tags``) and move the alias ``champion`` to it only if it beats the current champion
     on ``metric`` (validation, never test); otherwise it becomes the ``challenger``. A first
     version becomes champion. Roll back with ``MlflowClient().set_registered_model_alias(name,
     "champion", <older version>)``. Returns {name, version, alias, uri, previous}."""
     client = MlflowClient()
-    version = mlflow.register_model(model_uri, name, tags={
-        "selection.metric": metric, "selection.value": repr(float(value)),
-        "selection.direction": direction, **{k: str(v) for k, v in (tags or {}).items()}})
+    version = mlflow.register_model(
+        model_uri,
+        name,
+        tags={
+            "selection.metric": metric,
+            "selection.value": repr(float(value)),
+            "selection.direction": direction,
+            **{k: str(v) for k, v in (tags or {}).items()},
+        },
+    )
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except mlflow.exceptions.MlflowException:
         current = None
-    previous = None if current is None else {
-        "version": str(current.version), "metric": current.tags.get("selection.metric"),
-        "value": float(current.tags.get("selection.value", "nan"))}
+    previous = (
+        None
+        if current is None
+        else {
+            "version": str(current.version),
+            "metric": current.tags.get("selection.metric"),
+            "value": float(current.tags.get("selection.value", "nan")),
+        }
+    )
     comparable = previous is not None and previous["metric"] == metric
     # a champion registered before versions carried their score cannot be compared: replace it
     legacy = previous is not None and previous["metric"] is None
-    promote = previous is None or legacy or (comparable and better(float(value), previous["value"],
-                                                                   direction))
+    promote = (
+        previous is None or legacy or (comparable and better(float(value), previous["value"], direction))
+    )
     alias = CHAMPION if promote else CHALLENGER
     client.set_registered_model_alias(name, alias, version.version)
-    return {"name": name, "version": str(version.version), "alias": alias,
-            "uri": f"models:/{name}@{alias}", "previous": previous, "comparable": comparable}
+    return {
+        "name": name,
+        "version": str(version.version),
+        "alias": alias,
+        "uri": f"models:/{name}@{alias}",
+        "previous": previous,
+        "comparable": comparable,
+    }

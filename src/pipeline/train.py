@@ -33,18 +33,20 @@ def main(args: list[str]) -> int:
     stage = StageContext.open("train", cfg)
     runs: dict[str, str] = {}
     models: dict[str, str] = {}
-    with atomic_dir(layout.models(stage.name)) as model_dir, \
-            atomic_dir(layout.history(stage.name)) as history_dir, \
-            tracking.run("train", experiment_id=stage.experiment_id, tags=stage.tags) as parent:
+    with (
+        atomic_dir(layout.models(stage.name)) as model_dir,
+        atomic_dir(layout.history(stage.name)) as history_dir,
+        tracking.run("train", experiment_id=stage.experiment_id, tags=stage.tags) as parent,
+    ):
         variants = stage.variants()
         for index, variant in enumerate(variants, start=1):
             cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant} ...")
-            runs[variant], models[variant], trained = train_and_log(
-                stage, variant, model_dir, history_dir)
-            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant}: "
-                         + result_line(trained))
-        write_json(model_dir / layout.run_record(stage.name).name,
-                   {"parent_run_id": parent.info.run_id, "variants": runs, "models": models})
+            runs[variant], models[variant], trained = train_and_log(stage, variant, model_dir, history_dir)
+            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant}: " + result_line(trained))
+        write_json(
+            model_dir / layout.run_record(stage.name).name,
+            {"parent_run_id": parent.info.run_id, "variants": runs, "models": models},
+        )
     return 0
 
 
@@ -56,41 +58,59 @@ def train_and_log(stage, variant: str, model_dir: Path, history_dir: Path):
     from pipeline.io import save_keras_model, write_json
 
     exp_cfg, tags = stage.exp_cfg, {**stage.tags, "pipeline.variant": variant}
-    with tracking.run(variant, experiment_id=stage.experiment_id, nested=True, tags=tags) as child, \
-            tracking.artifact_dir("tensorboard") as tensorboard_dir:
+    with (
+        tracking.run(variant, experiment_id=stage.experiment_id, nested=True, tags=tags) as child,
+        tracking.artifact_dir("tensorboard") as tensorboard_dir,
+    ):
         tracking.log_params(stage.experiment.flat_params(exp_cfg, variant))
         tracking.log_dataset(stage.info, stage.data_origin)
         trained = stage.experiment.train_variant(
-            exp_cfg, variant, stage.data, seed=stage.seed,
-            callbacks=[mlflow.keras.MlflowCallback(), *training.tensorboard_callbacks(
-                stage.experiment.resolve(exp_cfg, variant).train, tensorboard_dir)],
-            logger=tracking.MlflowLogger(stage.experiment_id, tags))
-        summary = {**trained.metrics, "epochs": trained.fit.epochs,
-                   "train_seconds": round(trained.fit.seconds, 2),
-                   "samples_per_second": round(trained.fit.samples_per_second, 1)}
+            exp_cfg,
+            variant,
+            stage.data,
+            seed=stage.seed,
+            callbacks=[
+                mlflow.keras.MlflowCallback(),
+                *training.tensorboard_callbacks(
+                    stage.experiment.resolve(exp_cfg, variant).train, tensorboard_dir
+                ),
+            ],
+            logger=tracking.MlflowLogger(stage.experiment_id, tags),
+        )
+        summary = {
+            **trained.metrics,
+            "epochs": trained.fit.epochs,
+            "train_seconds": round(trained.fit.seconds, 2),
+            "samples_per_second": round(trained.fit.samples_per_second, 1),
+        }
         tracking.log_metrics(summary)
         # inside the stage's temporary folders: the layout's file names, not yet its paths
         write_json(model_dir / layout.training_metrics(stage.name, variant).name, summary)
-        figures = {**trained.figures, "learning_curves.png": plots.learning_curves(
-            trained.fit.history, f"{stage.name} / {variant}")}
+        figures = {
+            **trained.figures,
+            "learning_curves.png": plots.learning_curves(trained.fit.history, f"{stage.name} / {variant}"),
+        }
         for file_name, figure in figures.items():
             tracking.log_figure(figure, file_name)
             plots.save(figure, model_dir / f"{variant}_{file_name}")
         (history_dir / layout.history_file(stage.name, variant).name).write_text(
-            history_csv(trained.fit.history))
+            history_csv(trained.fit.history)
+        )
         save_keras_model(trained.model, model_dir / layout.model_file(stage.name, variant).name)
-        logged = tracking.log_servable(
-            stage.experiment.servable(exp_cfg, variant, trained.model, stage.data))
+        logged = tracking.log_servable(stage.experiment.servable(exp_cfg, variant, trained.model, stage.data))
         return child.info.run_id, logged.model_id, trained
 
 
 def result_line(trained) -> str:
     """The last validation scores and what the experiment measured, for the progress line."""
-    measured = {k: v for k, v in trained.metrics.items()
-                if isinstance(v, float) and not k.startswith("grad_norm")}
+    measured = {
+        k: v for k, v in trained.metrics.items() if isinstance(v, float) and not k.startswith("grad_norm")
+    }
     last = {k: v[-1] for k, v in trained.fit.history.items() if k.startswith("val_")}
-    return (", ".join(f"{k} {v:.4f}" for k, v in {**last, **measured}.items())
-            + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)")
+    return (
+        ", ".join(f"{k} {v:.4f}" for k, v in {**last, **measured}.items())
+        + f" ({trained.fit.epochs} epochs, {trained.fit.seconds:.1f}s)"
+    )
 
 
 def history_csv(history: dict[str, list[float]]) -> str:

@@ -85,8 +85,14 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", **options: Any) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="pipeline-checkpoint-"))
-        super().__init__(str(self.folder / "best.weights.h5"), monitor=monitor, mode=mode,
-                         save_best_only=True, save_weights_only=True, **options)
+        super().__init__(
+            str(self.folder / "best.weights.h5"),
+            monitor=monitor,
+            mode=mode,
+            save_best_only=True,
+            save_weights_only=True,
+            **options,
+        )
 
     def on_train_end(self, logs: dict | None = None) -> None:
         try:
@@ -107,8 +113,9 @@ def tensorboard_callbacks(train_cfg: Mapping[str, Any], log_dir: Any) -> list[ke
     valid = sorted(set(inspect.signature(keras.callbacks.TensorBoard).parameters) - {"log_dir"})
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ConfigError(f"Unknown train.tensorboard option(s) {unknown}; valid choices: "
-                          f"{', '.join(valid)}.")
+        raise ConfigError(
+            f"Unknown train.tensorboard option(s) {unknown}; valid choices: {', '.join(valid)}."
+        )
     return [keras.callbacks.TensorBoard(log_dir=str(log_dir), **options)]
 
 
@@ -141,8 +148,11 @@ class GradientNorms(keras.callbacks.Callback):
 
     def metrics(self) -> dict[str, float]:
         """``{grad_norm_<start|end>_<layer>: norm}``, flat, for the metrics files and MLflow."""
-        return {f"grad_norm_{moment}_{layer}": norm
-                for moment, layers in self.norms.items() for layer, norm in layers.items()}
+        return {
+            f"grad_norm_{moment}_{layer}": norm
+            for moment, layers in self.norms.items()
+            for layer, norm in layers.items()
+        }
 
     def measure(self) -> dict[str, float]:
         with tf.GradientTape() as tape:
@@ -196,20 +206,28 @@ def fit(
     x, y = train
     n_samples = len(np.asarray(y if not isinstance(y, dict) else next(iter(y.values()))))
     guard = _NanGuard()
-    all_callbacks = [keras.callbacks.TerminateOnNaN(), guard, LearningRateLogger(),
-                     interrupts.keras_callback(), *callbacks]
+    all_callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        guard,
+        LearningRateLogger(),
+        interrupts.keras_callback(),
+        *callbacks,
+    ]
     started = time.perf_counter()
     with interrupts.deferred():  # Ctrl-C ends the fit between two batches
         history = model.fit(
-            x, y, validation_data=valid, epochs=epochs, batch_size=batch_size,
+            x,
+            y,
+            validation_data=valid,
+            epochs=epochs,
+            batch_size=batch_size,
             # validation is a mean over the same samples whatever the batch; big batches are cheaper
             validation_batch_size=max(batch_size, VALIDATION_BATCH) if fast else None,
-            callbacks=all_callbacks, verbose=verbose,
+            callbacks=all_callbacks,
+            verbose=verbose,
         )
     seconds = time.perf_counter() - started
-    if guard.diverged_at is not None or not all(
-        math.isfinite(v) for v in history.history.get("loss", [])
-    ):
+    if guard.diverged_at is not None or not all(math.isfinite(v) for v in history.history.get("loss", [])):
         raise TrainingDiverged(
             f"Training diverged: the loss became non-finite at epoch "
             f"{(guard.diverged_at or 0) + 1}. Lower the learning rate or add gradient clipping."

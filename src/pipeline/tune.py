@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import cli
 from pipeline.config import experiment_config, load
+
 # the names the tests and other stages import from here
 from pipeline.tuning.space import search_space, suggest  # noqa: F401
 from pipeline.tuning.study import PRUNERS, make_pruner, make_storage, settings_of  # noqa: F401
@@ -82,8 +83,11 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     context = Context.load(cfg, settings)  # the tracking server is checked first
     study = open_study(cfg, settings, seed=int(cfg.seed), parallel=settings["n_workers"] > 1)
     seed = resume(study, context)
-    with tracking.run(f"tune-{study.study_name}", experiment_id=context.experiment_id,
-                      tags={**context.tags, **recovery.process_tags()}) as parent:
+    with tracking.run(
+        f"tune-{study.study_name}",
+        experiment_id=context.experiment_id,
+        tags={**context.tags, **recovery.process_tags()},
+    ) as parent:
         tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
         try:
             failed_workers = run_trials(study, context, args, parent.info.run_id, seed)
@@ -93,8 +97,10 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
         write_json(best_params_file(cfg, settings), summary)
     print_result(cfg, study, settings, summary)
     if failed_workers:
-        cli.progress(f"tune {cfg.experiment}: {failed_workers} worker(s) failed (above); finished "
-                     "trials are kept, run the command again for the missing ones")
+        cli.progress(
+            f"tune {cfg.experiment}: {failed_workers} worker(s) failed (above); finished "
+            "trials are kept, run the command again for the missing ones"
+        )
         return 1
     return 0
 
@@ -122,9 +128,11 @@ def resume(study, context) -> int:
     seed = int(context.cfg.seed) + already
     study.sampler = make_sampler(seed, parallel=settings["n_workers"] > 1)
     n_workers = settings["n_workers"]
-    cli.progress(f"tune {context.cfg.experiment}: study {study.study_name!r} has {already} trials; "
-                 f"running {settings['n_trials']} more (pruner {settings['pruner']}, "
-                 f"{n_workers} worker{'s' if n_workers > 1 else ''})")
+    cli.progress(
+        f"tune {context.cfg.experiment}: study {study.study_name!r} has {already} trials; "
+        f"running {settings['n_trials']} more (pruner {settings['pruner']}, "
+        f"{n_workers} worker{'s' if n_workers > 1 else ''})"
+    )
     return seed
 
 
@@ -132,11 +140,16 @@ def print_result(cfg: DictConfig, study, settings: dict, summary: dict) -> None:
     from pipeline.tuning import report
 
     cli.progress(report.table(study, settings))
-    cli.progress(f"tune {cfg.experiment}: best {settings['metric']} {summary['best_value']:.4f} "
-                 f"(trial {summary['best_trial']}), test {summary['best_test']}; "
-                 f"wrote {best_params_file(cfg, settings)}"
-                 + (f"; registered version {summary['champion']['version']} as "
-                    f"{summary['champion']['uri']}" if "champion" in summary else ""))
+    cli.progress(
+        f"tune {cfg.experiment}: best {settings['metric']} {summary['best_value']:.4f} "
+        f"(trial {summary['best_trial']}), test {summary['best_test']}; "
+        f"wrote {best_params_file(cfg, settings)}"
+        + (
+            f"; registered version {summary['champion']['version']} as {summary['champion']['uri']}"
+            if "champion" in summary
+            else ""
+        )
+    )
 
 
 def warm_start(study, context) -> None:
@@ -146,8 +159,10 @@ def warm_start(study, context) -> None:
 
     point, outside = configured_point(context.exp_cfg, context.variant)
     study.enqueue_trial(point, user_attrs={"warm_start": "configured"}, skip_if_exists=True)
-    cli.progress(f"tune {context.cfg.experiment}: trial 0 is the configured model"
-                 + (f" (sampled for {', '.join(outside)}: outside the space)" if outside else ""))
+    cli.progress(
+        f"tune {context.cfg.experiment}: trial 0 is the configured model"
+        + (f" (sampled for {', '.join(outside)}: outside the space)" if outside else "")
+    )
 
 
 def loggable(settings: dict) -> dict:
@@ -163,8 +178,7 @@ def recover(study, context, mine: bool = False) -> None:
     from pipeline.tuning import recovery
 
     for number, reason in recovery.recover_stale_trials(study, mine=mine):
-        cli.progress(f"tune {context.cfg.experiment}: trial #{number} failed: {reason}; "
-                     "queued again")
+        cli.progress(f"tune {context.cfg.experiment}: trial #{number} failed: {reason}; queued again")
     recovery.close_orphan_runs(context.experiment_id)
 
 

@@ -55,20 +55,24 @@ def numbers(values, name: str, dtype, first_row: int):
         wrong = numeric.isna() & values.notna()
         if wrong.any():
             row, value = first_bad(wrong, values)
-            raise BadInput(f"Column {name!r} takes numbers, but row {first_row + row} holds "
-                           f"{shorten(value)}.")
+            raise BadInput(
+                f"Column {name!r} takes numbers, but row {first_row + row} holds {shorten(value)}."
+            )
     finite = np.isfinite(numeric.to_numpy())
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0]) + 1
         value = numeric.iloc[row - 1]
-        raise BadInput(f"Column {name!r} has no value in row {first_row + row}"
-                       + ("" if math.isnan(value) else f" (it holds {value})")
-                       + ": the model needs a number in every row.")
+        raise BadInput(
+            f"Column {name!r} has no value in row {first_row + row}"
+            + ("" if math.isnan(value) else f" (it holds {value})")
+            + ": the model needs a number in every row."
+        )
     whole = dtype in (DataType.long, DataType.integer)
     if whole and (numeric % 1 != 0).any():
         row, value = first_bad(numeric % 1 != 0, values)
-        raise BadInput(f"Column {name!r} takes whole numbers, but row {first_row + row} holds "
-                       f"{shorten(value)}.")
+        raise BadInput(
+            f"Column {name!r} takes whole numbers, but row {first_row + row} holds {shorten(value)}."
+        )
     return numeric.to_numpy(dtype=dtype.to_numpy())
 
 
@@ -88,8 +92,10 @@ def strings(values, name: str, first_row: int):
         wrong = ~values.map(lambda v: isinstance(v, str)).astype(bool)
         if wrong.any():
             row, value = first_bad(wrong, values)
-            raise BadInput(f"Column {name!r} takes text, but row {first_row + row} holds "
-                           f"{shorten(value)} ({type(value).__name__}).")
+            raise BadInput(
+                f"Column {name!r} takes text, but row {first_row + row} holds "
+                f"{shorten(value)} ({type(value).__name__})."
+            )
         missing = ~values.str.strip().astype(bool)
     if missing.any():
         row, _ = first_bad(missing, values)
@@ -103,8 +109,10 @@ def sequences(values, name: str, first_row: int):
     for row, value in enumerate(values, start=first_row + 1):
         ids = to_ids(value)
         if ids is None:
-            raise BadInput(f"Column {name!r} takes lists of whole numbers (word ids; in a CSV, "
-                           f"numbers separated by spaces), but row {row} holds {shorten(value)}.")
+            raise BadInput(
+                f"Column {name!r} takes lists of whole numbers (word ids; in a CSV, "
+                f"numbers separated by spaces), but row {row} holds {shorten(value)}."
+            )
         out.append(ids)
     return pd.Series(out, index=values.index, dtype=object)
 

@@ -15,6 +15,7 @@ IMAGE_COLUMN = "image"  # the column of a model with one unnamed image input
 @dataclass
 class Layout:
     """The model's inputs as file columns: named columns (ColSpec) or image tensors."""
+
     tensors: bool
     specs: dict[str, Any]  # file column -> ColSpec or TensorSpec
     unnamed: bool = False  # one unnamed tensor: give the model the array, not a dict
@@ -23,8 +24,9 @@ class Layout:
     def of(cls, model, uri: str) -> Layout:
         schema = model.metadata.get_input_schema()
         if schema is None:
-            raise ConfigError(f"The model {uri} has no input signature; predict reads a file's "
-                              "columns by the signature.")
+            raise ConfigError(
+                f"The model {uri} has no input signature; predict reads a file's columns by the signature."
+            )
         if schema.is_tensor_spec():
             specs = schema.inputs
             if len(specs) == 1 and specs[0].name is None:
@@ -55,8 +57,10 @@ class Layout:
     def describe(self) -> str:
         if not self.tensors:
             return ", ".join(self.names)
-        return ", ".join(f"{name} ({'x'.join(map(str, spec.shape[1:]))} {spec.type} images)"
-                         for name, spec in self.specs.items())
+        return ", ".join(
+            f"{name} ({'x'.join(map(str, spec.shape[1:]))} {spec.type} images)"
+            for name, spec in self.specs.items()
+        )
 
 
 def is_number(spec) -> bool:

@@ -15,4 +15,4 @@ def first_bad(mask, values) -> tuple[int, Any]:
 
 def shorten(value, limit: int = 60, quote: bool = True) -> str:
     text = repr(value) if quote else str(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."

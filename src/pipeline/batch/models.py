@@ -22,8 +22,9 @@ def model_uri(name: str, model: str) -> str:
         return f"models:/{name}/{int(model)}"
     if ALIAS.fullmatch(model):
         return f"models:/{name}@{model}"
-    raise ConfigError(f"model={model!r} is neither an alias (champion), a version number nor a "
-                      "runs:/ or models:/ URI.")
+    raise ConfigError(
+        f"model={model!r} is neither an alias (champion), a version number nor a runs:/ or models:/ URI."
+    )
 
 
 def check_exists(uri: str) -> str:
@@ -48,8 +49,10 @@ def check_exists(uri: str) -> str:
         # a run or a logged model's id (m-...) has no registered versions to list
         registered = not (uri.startswith("runs:/") or name.startswith("m-"))
         known = f" {registry_listing(name)}" if registered else ""
-        raise ConfigError(f"No model {uri} in the tracking store {mlflow.get_tracking_uri()}: "
-                          f"{error.message.rstrip('.')}.{known}") from error
+        raise ConfigError(
+            f"No model {uri} in the tracking store {mlflow.get_tracking_uri()}: "
+            f"{error.message.rstrip('.')}.{known}"
+        ) from error
     return ""
 
 
@@ -60,8 +63,7 @@ def load_model(uri: str):
     try:
         return mlflow.pyfunc.load_model(uri)
     except mlflow.exceptions.MlflowException as error:
-        raise ConfigError(f"Cannot load the model {uri}: "
-                          f"{error.message}{logged_models_hint(uri)}") from error
+        raise ConfigError(f"Cannot load the model {uri}: {error.message}{logged_models_hint(uri)}") from error
 
 
 def registry_listing(name: str) -> str:
@@ -74,14 +76,17 @@ def registry_listing(name: str) -> str:
         model = client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         names = sorted(m.name for m in client.search_registered_models())
-        return (f"No model is registered as {name!r} (registered: {', '.join(names) or 'none'}); "
-                f"`python -m pipeline.evaluate experiment={name}` or `python -m pipeline.tune "
-                f"experiment={name}` registers one, or give model=runs:/<run id>/model.")
+        return (
+            f"No model is registered as {name!r} (registered: {', '.join(names) or 'none'}); "
+            f"`python -m pipeline.evaluate experiment={name}` or `python -m pipeline.tune "
+            f"experiment={name}` registers one, or give model=runs:/<run id>/model."
+        )
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
-    aliases = ", ".join(f"@{alias} = version {version}"
-                        for alias, version in sorted(model.aliases.items()))
-    return (f"Registered versions of {name!r}: {', '.join(map(str, versions)) or 'none'}; "
-            f"aliases: {aliases or 'none'}.")
+    aliases = ", ".join(f"@{alias} = version {version}" for alias, version in sorted(model.aliases.items()))
+    return (
+        f"Registered versions of {name!r}: {', '.join(map(str, versions)) or 'none'}; "
+        f"aliases: {aliases or 'none'}."
+    )
 
 
 def logged_models_hint(uri: str) -> str:
@@ -93,8 +98,12 @@ def logged_models_hint(uri: str) -> str:
     run_id = uri.removeprefix("runs:/").split("/")[0]
     client = MlflowClient()
     run = client.get_run(run_id)
-    logged = client.search_logged_models(experiment_ids=[run.info.experiment_id],
-                                         filter_string=f"source_run_id = '{run_id}'")
+    logged = client.search_logged_models(
+        experiment_ids=[run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )
     names = sorted({m.name for m in logged if m.source_run_id == run_id})
-    return (f" The run logged: {', '.join(f'runs:/{run_id}/{n}' for n in names)}." if names
-            else " The run logged no model.")
+    return (
+        f" The run logged: {', '.join(f'runs:/{run_id}/{n}' for n in names)}."
+        if names
+        else " The run logged no model."
+    )

@@ -14,8 +14,7 @@ import pandas as pd
 from pipeline.batch.layout import Layout, is_number
 from pipeline.errors import BadInput
 
-INPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                 ".txt": "txt"}
+INPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl", ".txt": "txt"}
 FORMAT_NAMES = {"csv": "CSV", "parquet": "Parquet", "jsonl": "JSON lines", "txt": "text"}
 
 
@@ -39,8 +38,9 @@ def count_rows(path: Path, fmt: str) -> int | None:
                     quoted = quoted or b'"' in line
         total = None if fmt == "csv" and quoted else lines - (fmt == "csv" and lines > 0)
     if total == 0:
-        raise BadInput(f"The input file {path} has no rows to predict"
-                       + (" (only a header)." if fmt == "csv" else "."))
+        raise BadInput(
+            f"The input file {path} has no rows to predict" + (" (only a header)." if fmt == "csv" else ".")
+        )
     return total
 
 
@@ -48,8 +48,9 @@ def read_chunks(path: Path, fmt: str, layout: Layout, chunk_size: int) -> Iterat
     """DataFrames of up to ``chunk_size`` rows; a file that cannot be parsed is BadInput."""
     import pyarrow as pa
 
-    chunks = {"csv": csv_chunks, "parquet": parquet_chunks, "jsonl": jsonl_chunks,
-              "txt": txt_chunks}[fmt](path, layout, chunk_size)
+    chunks = {"csv": csv_chunks, "parquet": parquet_chunks, "jsonl": jsonl_chunks, "txt": txt_chunks}[fmt](
+        path, layout, chunk_size
+    )
     while True:
         try:
             frame = next(chunks)
@@ -71,13 +72,15 @@ def csv_chunks(path: Path, layout: Layout, chunk_size: int) -> Iterator:
     # texts and word-id lists stay strings ("NA" is a review); an empty number is missing
     as_text = {name: str for name, spec in layout.specs.items() if not is_number(spec)}
     empty = {name: [""] for name, spec in layout.specs.items() if is_number(spec)}
-    yield from pd.read_csv(path, chunksize=chunk_size, dtype=as_text, keep_default_na=False,
-                           na_values=empty, encoding="utf-8")
+    yield from pd.read_csv(
+        path, chunksize=chunk_size, dtype=as_text, keep_default_na=False, na_values=empty, encoding="utf-8"
+    )
 
 
 def jsonl_chunks(path: Path, layout: Layout, chunk_size: int) -> Iterator:
-    yield from pd.read_json(path, lines=True, chunksize=chunk_size, dtype=False,
-                            precise_float=True, encoding="utf-8")
+    yield from pd.read_json(
+        path, lines=True, chunksize=chunk_size, dtype=False, precise_float=True, encoding="utf-8"
+    )
 
 
 def parquet_chunks(path: Path, layout: Layout, chunk_size: int) -> Iterator:
@@ -90,8 +93,10 @@ def parquet_chunks(path: Path, layout: Layout, chunk_size: int) -> Iterator:
 def txt_chunks(path: Path, layout: Layout, chunk_size: int) -> Iterator:
     column = layout.text_column()
     if column is None:
-        raise BadInput(f"A .txt input (one review a line) is for text models; this model takes "
-                       f"{layout.describe()}: give a .csv, .parquet or .jsonl file.")
+        raise BadInput(
+            f"A .txt input (one review a line) is for text models; this model takes "
+            f"{layout.describe()}: give a .csv, .parquet or .jsonl file."
+        )
     lines: list[str] = []
     with open(path, encoding="utf-8") as handle:
         for line in handle:

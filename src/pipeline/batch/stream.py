@@ -17,8 +17,18 @@ from pipeline.batch.write import ChunkWriter
 from pipeline.errors import BadInput
 
 
-def predict_file(model, layout: Layout, source: Path, source_format: str, target: Path,
-                 target_format: str, *, chunk_size: int, total: int | None, desc: str) -> int:
+def predict_file(
+    model,
+    layout: Layout,
+    source: Path,
+    source_format: str,
+    target: Path,
+    target_format: str,
+    *,
+    chunk_size: int,
+    total: int | None,
+    desc: str,
+) -> int:
     """Read, check, predict and write chunk by chunk; the output appears only at the end
     (atomic_path: after an error or Ctrl-C nothing is left at ``target``). Returns the rows."""
     from tqdm import tqdm
@@ -26,9 +36,11 @@ def predict_file(model, layout: Layout, source: Path, source_format: str, target
     from pipeline.io import atomic_path
 
     rows = 0
-    with atomic_path(target) as tmp, ChunkWriter(tmp, target_format) as writer, \
-            tqdm(total=total, unit=" rows", desc=desc, file=sys.stderr, mininterval=0.5,
-                 delay=0.5) as bar:
+    with (
+        atomic_path(target) as tmp,
+        ChunkWriter(tmp, target_format) as writer,
+        tqdm(total=total, unit=" rows", desc=desc, file=sys.stderr, mininterval=0.5, delay=0.5) as bar,
+    ):
         for frame in read_chunks(source, source_format, layout, chunk_size):
             if not len(frame):
                 continue
@@ -45,16 +57,22 @@ def model_input(frame, layout: Layout, source: Path, source_format: str, first_r
     """A chunk as the model takes it, after checking its columns and values."""
     if not layout.tensors:
         check_columns(list(frame.columns), layout, source)
-        return pd.DataFrame({name: column_values(frame[name], spec, first_row)
-                             for name, spec in layout.specs.items() if name in frame.columns})
+        return pd.DataFrame(
+            {
+                name: column_values(frame[name], spec, first_row)
+                for name, spec in layout.specs.items()
+                if name in frame.columns
+            }
+        )
     if source_format == "csv":  # a CSV cell holds no list: one column per pixel
         groups = pixel_columns(list(frame.columns), layout, source)
-        arrays = {name: pixels(frame[columns], name, layout.specs[name], first_row)
-                  for name, columns in groups.items()}
+        arrays = {
+            name: pixels(frame[columns], name, layout.specs[name], first_row)
+            for name, columns in groups.items()
+        }
     else:
         check_columns(list(frame.columns), layout, source)
-        arrays = {name: image_rows(frame[name], name, spec, first_row)
-                  for name, spec in layout.specs.items()}
+        arrays = {name: image_rows(frame[name], name, spec, first_row) for name, spec in layout.specs.items()}
     return arrays[IMAGE_COLUMN] if layout.unnamed else arrays
 
 
@@ -66,8 +84,9 @@ def predict_chunk(model, inputs, first_row: int, rows: int):
         return model.predict(inputs)
     except mlflow.exceptions.MlflowException as error:
         reason = error.message.rsplit("Error: ", 1)[-1]  # not the whole chunk MLflow prints
-        raise BadInput(f"The model refused rows {first_row + 1}-{first_row + rows}: "
-                       f"{shorten(reason, 500, quote=False)}") from error
+        raise BadInput(
+            f"The model refused rows {first_row + 1}-{first_row + rows}: {shorten(reason, 500, quote=False)}"
+        ) from error
 
 
 def with_ids(frame, predictions):

@@ -13,6 +13,7 @@ OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".ndj
 
 class ChunkWriter:
     """Appends DataFrames to one CSV, JSON lines or Parquet file."""
+
     def __init__(self, path: Path, fmt: str) -> None:
         self.path, self.fmt = path, fmt
         self.handle = self.parquet = None
@@ -54,8 +55,7 @@ class ChunkWriter:
 def to_jsonl(frame) -> str:
     """Records, one a line; floats exact (pandas' to_json rounds to 15 digits), NaN as null."""
     records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-    return "".join(json.dumps(record, ensure_ascii=False, default=json_default) + "\n"
-                   for record in records)
+    return "".join(json.dumps(record, ensure_ascii=False, default=json_default) + "\n" for record in records)
 
 
 def json_default(value):

@@ -176,11 +176,7 @@ def _load_california(paths: dict[str, Path]) -> dict[str, np.ndarray]:
     from sklearn.datasets import fetch_california_housing
 
     mirror = mirror_root()
-    kwargs = (
-        {"data_home": str(mirror / "scikit_learn_data"), "download_if_missing": False}
-        if mirror
-        else {}
-    )
+    kwargs = {"data_home": str(mirror / "scikit_learn_data"), "download_if_missing": False} if mirror else {}
     cache = kwargs.get("data_home", "~/scikit_learn_data")
     try:
         bunch = fetch_california_housing(**kwargs)
@@ -207,8 +203,9 @@ def read_imdb_archive(path: Path) -> dict[str, np.ndarray]:
                 if len(parts) != 4 or parts[2] not in ("pos", "neg") or not member.isfile():
                     continue
                 text = archive.extractfile(member).read().decode("utf-8")
-                reviews[parts[1]].append((member.name, text, int(parts[2] == "pos"),
-                                          _imdb_rating(path, member.name)))
+                reviews[parts[1]].append(
+                    (member.name, text, int(parts[2] == "pos"), _imdb_rating(path, member.name))
+                )
     except (tarfile.TarError, EOFError, OSError, UnicodeDecodeError) as error:
         raise DataError(
             f"{path} is not a readable gzip tarball of UTF-8 reviews ({error}). Replace it with "
@@ -230,8 +227,10 @@ def _imdb_rating(path: Path, name: str) -> int:
     stem = name.rsplit("/", 1)[-1].removesuffix(".txt")
     _, underscore, rating = stem.rpartition("_")
     if not underscore or not rating.isdigit() or not 1 <= int(rating) <= 10:
-        raise DataError(f"{path}: review {name} is not named <id>_<rating>.txt with a rating of "
-                        f"1 to 10; replace the archive with the verified aclImdb_v1.tar.gz.")
+        raise DataError(
+            f"{path}: review {name} is not named <id>_<rating>.txt with a rating of "
+            f"1 to 10; replace the archive with the verified aclImdb_v1.tar.gz."
+        )
     return int(rating)
 
 

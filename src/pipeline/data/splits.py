@@ -20,8 +20,14 @@ def split_california(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
     x_train, x_valid, y_train, y_valid = train_test_split(
         x_full, y_full, test_size=split["valid_size"], random_state=split["random_state"]
     )
-    return {"x_train": x_train, "y_train": y_train, "x_valid": x_valid, "y_valid": y_valid,
-            "x_test": x_test, "y_test": y_test}
+    return {
+        "x_train": x_train,
+        "y_train": y_train,
+        "x_valid": x_valid,
+        "y_valid": y_valid,
+        "x_test": x_test,
+        "y_test": y_test,
+    }
 
 
 def split_as_shipped(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
@@ -30,8 +36,9 @@ def split_as_shipped(raw: Arrays, split: Mapping[str, Any]) -> Arrays:
     return dict(raw)
 
 
-def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x",
-                        also: Sequence[str] = ()) -> Arrays:
+def hold_out_validation(
+    raw: Arrays, split: Mapping[str, Any], x: str = "x", also: Sequence[str] = ()
+) -> Arrays:
     """Keep the source's train/test split; take ``valid_size`` training rows for validation:
     the first ones (``random_state: null``, as Chollet and Géron do) or a seeded, stratified
     sample. Works on any row-indexable array (images, object arrays of sequences or texts).
@@ -39,17 +46,27 @@ def hold_out_validation(raw: Arrays, split: Mapping[str, Any], x: str = "x",
     y = raw["y_train"]
     rows = np.arange(len(y))
     if split.get("random_state") is None:
-        valid, train = rows[: split["valid_size"]], rows[split["valid_size"]:]
+        valid, train = rows[: split["valid_size"]], rows[split["valid_size"] :]
     else:
-        train, valid = train_test_split(rows, test_size=split["valid_size"],
-                                        random_state=split["random_state"], stratify=y)
-    arrays = {f"{x}_train": raw[f"{x}_train"][train], "y_train": y[train],
-              f"{x}_valid": raw[f"{x}_train"][valid], "y_valid": y[valid],
-              f"{x}_test": raw[f"{x}_test"], "y_test": raw["y_test"]}
+        train, valid = train_test_split(
+            rows, test_size=split["valid_size"], random_state=split["random_state"], stratify=y
+        )
+    arrays = {
+        f"{x}_train": raw[f"{x}_train"][train],
+        "y_train": y[train],
+        f"{x}_valid": raw[f"{x}_train"][valid],
+        "y_valid": y[valid],
+        f"{x}_test": raw[f"{x}_test"],
+        "y_test": raw["y_test"],
+    }
     for name in also:
-        arrays.update({f"{name}_train": raw[f"{name}_train"][train],
-                       f"{name}_valid": raw[f"{name}_train"][valid],
-                       f"{name}_test": raw[f"{name}_test"]})
+        arrays.update(
+            {
+                f"{name}_train": raw[f"{name}_train"][train],
+                f"{name}_valid": raw[f"{name}_train"][valid],
+                f"{name}_test": raw[f"{name}_test"],
+            }
+        )
     return arrays
 
 
@@ -92,6 +109,10 @@ def summarize(arrays: Arrays) -> dict[str, Any]:
             labels, counts = np.unique(values, return_counts=True)
             summary[f"{key}_classes"] = {int(l): int(c) for l, c in zip(labels, counts)}
         else:
-            summary[f"{key}_stats"] = {"mean": float(values.mean()), "std": float(values.std()),
-                                       "min": float(values.min()), "max": float(values.max())}
+            summary[f"{key}_stats"] = {
+                "mean": float(values.mean()),
+                "std": float(values.std()),
+                "min": float(values.min()),
+                "max": float(values.max()),
+            }
     return summary

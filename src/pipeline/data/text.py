@@ -23,8 +23,11 @@ def pack_ragged(name: str, rows: Sequence[Sequence[int]], dtype="int32") -> Arra
     """Rows of different lengths as ``{<name>_values, <name>_splits}``."""
     lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
     splits = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    values = (np.concatenate([np.asarray(row, dtype=dtype) for row in rows])
-              if len(rows) else np.zeros(0, dtype=dtype))
+    values = (
+        np.concatenate([np.asarray(row, dtype=dtype) for row in rows])
+        if len(rows)
+        else np.zeros(0, dtype=dtype)
+    )
     return {f"{name}_values": values, f"{name}_splits": splits}
 
 
@@ -43,15 +46,18 @@ def unpack_texts(arrays: Arrays, name: str) -> np.ndarray:
     """The texts packed by :func:`pack_texts`, as a 1-D object array of str."""
     values, splits = ragged_parts(arrays, name)
     buffer = values.tobytes()
-    return np.array([buffer[start:end].decode("utf-8") for start, end in zip(splits[:-1], splits[1:])],
-                    dtype=object)
+    return np.array(
+        [buffer[start:end].decode("utf-8") for start, end in zip(splits[:-1], splits[1:])], dtype=object
+    )
 
 
 def _multi_hot_rows(layer, inputs, batch_size: int = MULTI_HOT_BATCH) -> np.ndarray:
     """Apply a multi-hot Keras layer batch by batch into one uint8 matrix (0/1 needs no more;
     the layer's own int64 output for 50,000 reviews x 10,000 words would take 4 GB)."""
-    parts = [np.asarray(layer(inputs[start:start + batch_size]), dtype=np.uint8)
-             for start in range(0, int(inputs.shape[0]), batch_size)]
+    parts = [
+        np.asarray(layer(inputs[start : start + batch_size]), dtype=np.uint8)
+        for start in range(0, int(inputs.shape[0]), batch_size)
+    ]
     return np.concatenate(parts)
 
 
@@ -77,8 +83,9 @@ def sequences_to_multi_hot(values: np.ndarray, splits: np.ndarray, num_tokens: i
     import tensorflow as tf
 
     if len(values) and (values.min() < 0 or values.max() >= num_tokens):
-        raise ValueError(f"token ids must lie in [0, {num_tokens}); found "
-                         f"{int(values.min())}..{int(values.max())}")
+        raise ValueError(
+            f"token ids must lie in [0, {num_tokens}); found {int(values.min())}..{int(values.max())}"
+        )
     rows = tf.RaggedTensor.from_row_splits(values, splits)
     encoder = keras.layers.CategoryEncoding(num_tokens=num_tokens, output_mode="multi_hot")
     return _multi_hot_rows(encoder, rows)

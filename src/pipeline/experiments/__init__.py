@@ -23,11 +23,22 @@ from pipeline.experiments.transfer import Transfer
 from pipeline.experiments.wide_deep import WideDeep
 
 REGISTRY: dict[str, Experiment] = {
-    experiment.name: experiment for experiment in (
-        WideDeep(), Thoracic(), Boston(), FashionRegularization(), Imdb(), Reuters(),
-        DeepTraining(), MCDropout(), Transfer(),
-        Siamese(), MultiIO(),
-        Residual(), Inception(), Ensemble(),
+    experiment.name: experiment
+    for experiment in (
+        WideDeep(),
+        Thoracic(),
+        Boston(),
+        FashionRegularization(),
+        Imdb(),
+        Reuters(),
+        DeepTraining(),
+        MCDropout(),
+        Transfer(),
+        Siamese(),
+        MultiIO(),
+        Residual(),
+        Inception(),
+        Ensemble(),
     )
 }
 
@@ -37,6 +48,5 @@ def get_experiment(name: str) -> Experiment:
         return REGISTRY[name]
     except KeyError:
         raise ConfigError(
-            f"No experiment code registered for {name!r}; "
-            f"valid choices: {', '.join(sorted(REGISTRY))}."
+            f"No experiment code registered for {name!r}; valid choices: {', '.join(sorted(REGISTRY))}."
         ) from None

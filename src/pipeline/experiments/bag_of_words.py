@@ -7,8 +7,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.data.sources import array_sha256
-from pipeline.data.text import (ragged_parts, sequences_to_multi_hot, text_vectorizer,
-                                texts_to_multi_hot, unpack_texts)
+from pipeline.data.text import (
+    ragged_parts,
+    sequences_to_multi_hot,
+    text_vectorizer,
+    texts_to_multi_hot,
+    unpack_texts,
+)
 from pipeline.errors import ConfigError
 from pipeline.experiments.base import Arrays
 from pipeline.experiments.classification import ClassificationExperiment, n_classes
@@ -42,8 +47,7 @@ class MultiHotExperiment(ClassificationExperiment):
 
     def vectors(self, cfg, data: Arrays) -> dict[str, np.ndarray]:
         inputs = sorted(key for key in data if not key.startswith("y_"))
-        key = (tuple(cfg.model[k] for k in self.vector_keys),
-               array_sha256(*(data[k] for k in inputs)))
+        key = (tuple(cfg.model[k] for k in self.vector_keys), array_sha256(*(data[k] for k in inputs)))
         if self._vectors is None or self._vectors[0] != key:
             self._vectors = None  # free the old matrices before making new ones
             self._vectors = (key, self.vectorize(cfg, data))
@@ -64,8 +68,13 @@ class MultiHotExperiment(ClassificationExperiment):
             dropout=float(cfg.model.dropout),
             name=f"{self.name}_{variant}",
         )
-        return compile_model(model, optimizer=cfg.train.optimizer, loss=loss, metrics=["accuracy"],
-                             steps_per_execution=int(cfg.train.steps_per_execution))
+        return compile_model(
+            model,
+            optimizer=cfg.train.optimizer,
+            loss=loss,
+            metrics=["accuracy"],
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
 
 
 class Imdb(MultiHotExperiment):
@@ -121,28 +130,35 @@ class Reuters(MultiHotExperiment):
     def vectorize(self, cfg, data):
         num_words = int(cfg.model.num_words)
         try:
-            return {split: sequences_to_multi_hot(*ragged_parts(data, f"x_{split}"), num_words)
-                    for split in SPLITS}
+            return {
+                split: sequences_to_multi_hot(*ragged_parts(data, f"x_{split}"), num_words)
+                for split in SPLITS
+            }
         except ValueError as error:
-            raise ConfigError(f"model.num_words={num_words} does not fit the prepared newswires "
-                              f"({error}); it must match the source's vocabulary.") from error
+            raise ConfigError(
+                f"model.num_words={num_words} does not fit the prepared newswires "
+                f"({error}); it must match the source's vocabulary."
+            ) from error
 
     def serving_input(self, cfg, variant, data):
         return sequence_input(int(cfg.model.num_words), OOV_ID)
 
     def serving_outputs(self, cfg, variant, data):
-        return [classes_output(reuters_topics()[:n_classes(data)], name="topic")]
+        return [classes_output(reuters_topics()[: n_classes(data)], name="topic")]
 
     def raw_inputs(self, cfg, variant, data, split):
         values, splits = ragged_parts(data, f"x_{split}")
-        return pd.DataFrame({"word_ids": [values[start:end].tolist()
-                                          for start, end in zip(splits[:-1], splits[1:])]})
+        return pd.DataFrame(
+            {"word_ids": [values[start:end].tolist() for start, end in zip(splits[:-1], splits[1:])]}
+        )
 
     def labels(self, cfg, variant) -> str:
         labels = self.variant_config(cfg, variant).labels
         if labels not in LABEL_LOSSES:
-            raise ConfigError(f"Unknown label encoding {labels!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(LABEL_LOSSES)}.")
+            raise ConfigError(
+                f"Unknown label encoding {labels!r} in variant {variant!r}; "
+                f"valid choices: {', '.join(LABEL_LOSSES)}."
+            )
         return labels
 
     def output_layer(self, cfg, variant, data):

@@ -78,8 +78,9 @@ class Experiment:
         """(inputs, targets) of ``split`` ("train", "valid", "test") in the form the model takes."""
         raise NotImplementedError
 
-    def score(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays,
-              split: str) -> dict[str, float]:
+    def score(
+        self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays, split: str
+    ) -> dict[str, float]:
         """Metrics of the model on a split, named without the split prefix (e.g. {"rmse": ...})."""
         raise NotImplementedError
 
@@ -91,15 +92,19 @@ class Experiment:
         """A matplotlib figure of the test predictions, or None."""
         return None
 
-    def extra_callbacks(self, cfg: DictConfig, variant: str,
-                        data: Arrays) -> list[keras.callbacks.Callback]:
+    def extra_callbacks(self, cfg: DictConfig, variant: str, data: Arrays) -> list[keras.callbacks.Callback]:
         """Callbacks of the experiment's own for one fit of train_variant (e.g. gradient norms);
         they run after the config's callbacks and before the stage's."""
         return []
 
-    def after_training(self, cfg: DictConfig, variant: str, data: Arrays,
-                       trained: TrainedVariant,
-                       callbacks: list[keras.callbacks.Callback]) -> dict[str, Any]:
+    def after_training(
+        self,
+        cfg: DictConfig,
+        variant: str,
+        data: Arrays,
+        trained: TrainedVariant,
+        callbacks: list[keras.callbacks.Callback],
+    ) -> dict[str, Any]:
         """Metrics measured once train_variant's fit is done, e.g. from ``trained.model`` or
         from ``callbacks``, the ones ``extra_callbacks`` gave that fit."""
         return {}
@@ -121,8 +126,9 @@ class Experiment:
         """The vocabulary learned from the training texts, for experiments that read text."""
         return None
 
-    def summary(self, cfg: DictConfig, results: dict[str, dict],
-                histories: dict[str, dict[str, list[float]]]) -> tuple[dict, dict[str, Any]]:
+    def summary(
+        self, cfg: DictConfig, results: dict[str, dict], histories: dict[str, dict[str, list[float]]]
+    ) -> tuple[dict, dict[str, Any]]:
         """Across variants, after evaluation: (tables for the metrics file, {file: figure})."""
         return {}, {}
 
@@ -132,9 +138,7 @@ class Experiment:
 
     def variant_config(self, cfg: DictConfig, variant: str) -> DictConfig:
         if variant not in cfg.variants:
-            raise ConfigError(
-                f"Unknown variant {variant!r}; valid choices: {', '.join(cfg.variants)}."
-            )
+            raise ConfigError(f"Unknown variant {variant!r}; valid choices: {', '.join(cfg.variants)}.")
         return cfg.variants[variant]
 
     def resolve(self, cfg: DictConfig, variant: str) -> DictConfig:
@@ -153,8 +157,7 @@ class Experiment:
             merged.train.optimizer = spec.train.optimizer
         return merged
 
-    def evaluation(self, cfg: DictConfig, variant: str, model: keras.Model,
-                   data: Arrays) -> dict[str, float]:
+    def evaluation(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays) -> dict[str, float]:
         """What the evaluate stage reports for a trained variant: test and validation scores."""
         return {
             **{f"test_{k}": v for k, v in self.score(cfg, variant, model, data, "test").items()},
@@ -211,14 +214,20 @@ class Experiment:
     def servable(self, cfg: DictConfig, variant: str, model: keras.Model, data: Arrays) -> Servable:
         """The trained variant as a model that takes raw inputs and names its outputs."""
         cfg = self.resolve(cfg, variant)
-        spec = {"experiment": self.name, "variant": variant,
-                "input": self.serving_input(cfg, variant, data),
-                "outputs": self.serving_outputs(cfg, variant, data)}
+        spec = {
+            "experiment": self.name,
+            "variant": variant,
+            "input": self.serving_input(cfg, variant, data),
+            "outputs": self.serving_outputs(cfg, variant, data),
+        }
         split = self.serving_split
-        return Servable(model, spec,
-                        raw_test=head(self.raw_inputs(cfg, variant, data, split), CHECK_ROWS),
-                        network_test=head(self.split(cfg, variant, data, split)[0], CHECK_ROWS),
-                        vocabulary=self.vocabulary(cfg, data))
+        return Servable(
+            model,
+            spec,
+            raw_test=head(self.raw_inputs(cfg, variant, data, split), CHECK_ROWS),
+            network_test=head(self.split(cfg, variant, data, split)[0], CHECK_ROWS),
+            vocabulary=self.vocabulary(cfg, data),
+        )
 
     def flat_params(self, cfg: DictConfig, variant: str) -> dict[str, Any]:
         """The parameters of one variant as MLflow params (dotted keys)."""

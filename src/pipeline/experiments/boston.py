@@ -24,8 +24,21 @@ class Boston(CrossValidated):
     splits = {"train": ("x_train", "y_train"), "test": ("x_test", "y_test")}
     evaluated_splits = ("test",)
     # the 13 features of Harrison & Rubinfeld (1978), in keras.datasets.boston_housing's order
-    columns = ("CRIM", "ZN", "INDUS", "CHAS", "NOX", "RM", "AGE", "DIS", "RAD", "TAX", "PTRATIO",
-               "B", "LSTAT")
+    columns = (
+        "CRIM",
+        "ZN",
+        "INDUS",
+        "CHAS",
+        "NOX",
+        "RM",
+        "AGE",
+        "DIS",
+        "RAD",
+        "TAX",
+        "PTRATIO",
+        "B",
+        "LSTAT",
+    )
 
     def build_model(self, cfg, variant, train_x):
         model = build_mlp(
@@ -46,8 +59,10 @@ class Boston(CrossValidated):
         return [value_output("MEDV")]  # median value of owner-occupied homes, in $1000s
 
     def metrics_of(self, y_true, predicted):
-        return {"mae": float(mean_absolute_error(y_true, predicted)),
-                "rmse": float(root_mean_squared_error(y_true, predicted))}
+        return {
+            "mae": float(mean_absolute_error(y_true, predicted)),
+            "rmse": float(root_mean_squared_error(y_true, predicted)),
+        }
 
     def figure(self, cfg, variant, model, data):
         x, y = self.split(cfg, variant, data, "test")

@@ -63,8 +63,13 @@ class ClassificationExperiment(Experiment):
         truth, predicted = self.labels_and_predictions(cfg, variant, model, data, "test")
         many = n_classes(data) > 12  # e.g. 46 topics: colours only, no numbers
         display = ConfusionMatrixDisplay.from_predictions(
-            truth, predicted, normalize="true", include_values=not many, values_format=".2f",
-            colorbar=False, cmap="Blues",
+            truth,
+            predicted,
+            normalize="true",
+            include_values=not many,
+            values_format=".2f",
+            colorbar=False,
+            cmap="Blues",
         )
         display.figure_.set_size_inches((10, 10) if many else (6, 6))
         display.ax_.set_title(f"{self.name} / {variant}: test set (rows: true class)")
@@ -85,7 +90,7 @@ class FashionClassifier(ClassificationExperiment):
         return image_input(shape=data["x_train"].shape[1:])
 
     def serving_outputs(self, cfg, variant, data):
-        return [classes_output(FASHION_CLASSES[:n_classes(data)])]
+        return [classes_output(FASHION_CLASSES[: n_classes(data)])]
 
 
 class ArchitectureChoiceExperiment(FashionClassifier):
@@ -97,6 +102,8 @@ class ArchitectureChoiceExperiment(FashionClassifier):
     def architecture(self, cfg, variant) -> str:
         architecture = self.variant_config(cfg, variant).get("architecture")
         if architecture not in self.architectures:
-            raise ConfigError(f"Unknown architecture {architecture!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(self.architectures)}.")
+            raise ConfigError(
+                f"Unknown architecture {architecture!r} in variant {variant!r}; "
+                f"valid choices: {', '.join(self.architectures)}."
+            )
         return architecture

@@ -72,8 +72,7 @@ def summarize(fold_scores: Sequence[Scores], per_fold: bool = False) -> Scores:
 
 
 @contextlib.contextmanager
-def fold_reporter(logger: RunLogger, fold: int,
-                  own_run: bool) -> Iterator[Callable[[Scores], None]]:
+def fold_reporter(logger: RunLogger, fold: int, own_run: bool) -> Iterator[Callable[[Scores], None]]:
     """Where fold ``fold`` reports its validation scores: its own child run ``fold-<k>`` under
     the variant's run (``val_mae``), or the variant's run itself with the fold as step
     (``fold_val_mae``), which keeps 15 folds x 5 variants from flooding the run list."""
@@ -81,8 +80,7 @@ def fold_reporter(logger: RunLogger, fold: int,
         with logger.child(f"fold-{fold}") as child:
             yield lambda scores: child.log_metrics({f"val_{k}": v for k, v in scores.items()})
     else:
-        yield lambda scores: logger.log_metrics(
-            {f"fold_val_{k}": v for k, v in scores.items()}, step=fold)
+        yield lambda scores: logger.log_metrics({f"fold_val_{k}": v for k, v in scores.items()}, step=fold)
 
 
 def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
@@ -125,8 +123,7 @@ class CrossValidated(Experiment):
     # --- the Experiment contract ----------------------------------------------------------
     def split(self, cfg, variant, data, split):
         if split not in self.splits:
-            raise ConfigError(
-                f"{self.name} has no {split!r} split; it has: {', '.join(self.splits)}.")
+            raise ConfigError(f"{self.name} has no {split!r} split; it has: {', '.join(self.splits)}.")
         x_key, y_key = self.splits[split]
         return data[x_key].astype("float32"), data[y_key].astype("float32")
 
@@ -140,8 +137,11 @@ class CrossValidated(Experiment):
     def evaluation(self, cfg, variant, model, data) -> Scores:
         """The final model's scores on ``evaluated_splits`` (its cross-validated scores were
         measured during training and come from the metrics of the train stage)."""
-        return {f"{split}_{name}": value for split in self.evaluated_splits
-                for name, value in self.score(cfg, variant, model, data, split).items()}
+        return {
+            f"{split}_{name}": value
+            for split in self.evaluated_splits
+            for name, value in self.score(cfg, variant, model, data, split).items()
+        }
 
     def baseline(self, cfg, data) -> Scores:
         """The null model, scored like a variant (same folds, same evaluated splits): it
@@ -149,14 +149,17 @@ class CrossValidated(Experiment):
         positive rate as a probability for a 0/1 target (thresholded: the majority class)."""
         x, y = self.split(cfg, None, data, "train")
         splitter = make_splitter(cfg.train.cv.splitter)
-        folds = [self.metrics_of(y[val], DummyRegressor().fit(x[fit], y[fit]).predict(x[val]))
-                 for fit, val in splitter.split(x, y)]
+        folds = [
+            self.metrics_of(y[val], DummyRegressor().fit(x[fit], y[fit]).predict(x[val]))
+            for fit, val in splitter.split(x, y)
+        ]
         scores = summarize(folds)
         null = DummyRegressor().fit(x, y)
         for split in self.evaluated_splits:
             x_eval, y_eval = self.split(cfg, None, data, split)
-            scores.update({f"{split}_{k}": v
-                           for k, v in self.metrics_of(y_eval, null.predict(x_eval)).items()})
+            scores.update(
+                {f"{split}_{k}": v for k, v in self.metrics_of(y_eval, null.predict(x_eval)).items()}
+            )
         return scores
 
     def serving_input(self, cfg, variant, data):
@@ -172,8 +175,9 @@ class CrossValidated(Experiment):
     def input_example(self, cfg, variant, data, rows: int = 5):
         return self.split(cfg, variant, data, "train")[0][:rows]
 
-    def train_variant(self, cfg, variant, data, *, seed, callbacks=(), fast=True,
-                      logger=None) -> TrainedVariant:
+    def train_variant(
+        self, cfg, variant, data, *, seed, callbacks=(), fast=True, logger=None
+    ) -> TrainedVariant:
         """Cross-validate the variant, then make its final model (``cv.final``).
 
         The stage's ``callbacks`` (the tune stage's pruner, MLflow's per-epoch logger) are made
@@ -187,8 +191,9 @@ class CrossValidated(Experiment):
         cv = cfg.train.cv
         final_kind = cv.get("final", "refit")
         if final_kind not in FINAL_MODELS:  # before any fold trains
-            raise ConfigError(f"Unknown train.cv.final {final_kind!r}; valid choices: "
-                              f"{', '.join(FINAL_MODELS)}.")
+            raise ConfigError(
+                f"Unknown train.cv.final {final_kind!r}; valid choices: {', '.join(FINAL_MODELS)}."
+            )
         every_epoch = bool(training.callbacks_from_config(cfg.train))
         x, y = self.split(cfg, variant, data, "train")
         started = time.perf_counter()
@@ -198,11 +203,14 @@ class CrossValidated(Experiment):
             watched = fold == 1
             with fold_reporter(logger, fold, bool(cv.fold_runs)) as report:
                 model, fit = self._fit(
-                    cfg, variant, (x[fit_rows], y[fit_rows]),
+                    cfg,
+                    variant,
+                    (x[fit_rows], y[fit_rows]),
                     (x[val_rows], y[val_rows]) if watched or every_epoch else None,
-                    seed=seed + fold, epochs=int(cfg.train.epochs), fast=fast,
-                    callbacks=[*training.callbacks_from_config(cfg.train),
-                               *(callbacks if watched else ())],
+                    seed=seed + fold,
+                    epochs=int(cfg.train.epochs),
+                    fast=fast,
+                    callbacks=[*training.callbacks_from_config(cfg.train), *(callbacks if watched else ())],
                 )
                 fold_scores.append(self.metrics_of(y[val_rows], predict(model, x[val_rows])))
                 report(fold_scores[-1])
@@ -216,8 +224,9 @@ class CrossValidated(Experiment):
             # As many epochs as the folds ran (the median, should early stopping end them
             # sooner); no validation rows are left, so no config callbacks either.
             epochs = int(np.median([fit.epochs for fit in fold_fits]))
-            final, final_fit = self._fit(cfg, variant, (x, y), None, seed=seed, epochs=epochs,
-                                         fast=fast, callbacks=())
+            final, final_fit = self._fit(
+                cfg, variant, (x, y), None, seed=seed, epochs=epochs, fast=fast, callbacks=()
+            )
             fits = [*fold_fits, final_fit]
         seconds = time.perf_counter() - started
         summary = training.FitResult(
@@ -228,13 +237,27 @@ class CrossValidated(Experiment):
         )
         return TrainedVariant(final, summary, summarize(fold_scores, per_fold=bool(cv.per_fold)))
 
-    def _fit(self, cfg: DictConfig, variant: str, train: tuple[np.ndarray, np.ndarray],
-             valid: tuple[np.ndarray, np.ndarray] | None, *, seed: int, epochs: int,
-             callbacks: Sequence[keras.callbacks.Callback], fast: bool,
-             ) -> tuple[keras.Model, training.FitResult]:
+    def _fit(
+        self,
+        cfg: DictConfig,
+        variant: str,
+        train: tuple[np.ndarray, np.ndarray],
+        valid: tuple[np.ndarray, np.ndarray] | None,
+        *,
+        seed: int,
+        epochs: int,
+        callbacks: Sequence[keras.callbacks.Callback],
+        fast: bool,
+    ) -> tuple[keras.Model, training.FitResult]:
         training.seed_everything(seed)
         model = self.build_model(cfg, variant, train[0])
-        fit = training.fit(model, _column_targets(train),
-                           _column_targets(valid) if valid else None, epochs=epochs,
-                           batch_size=int(cfg.train.batch_size), callbacks=callbacks, fast=fast)
+        fit = training.fit(
+            model,
+            _column_targets(train),
+            _column_targets(valid) if valid else None,
+            epochs=epochs,
+            batch_size=int(cfg.train.batch_size),
+            callbacks=callbacks,
+            fast=fast,
+        )
         return model, fit

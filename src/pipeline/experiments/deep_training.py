@@ -21,7 +21,6 @@ from pipeline.models.factories import make_schedule
 from pipeline.training import compile_model
 
 
-
 class DeepTraining(FashionClassifier):
     name = "deep_training"
 
@@ -30,23 +29,29 @@ class DeepTraining(FashionClassifier):
         known = {spec.group for spec in cfg.variants.values()}
         unknown = set(groups) - known - {"all"}
         if unknown:
-            raise ConfigError(f"Unknown technique group(s) {sorted(unknown)}; valid choices: "
-                              f"all, {', '.join(sorted(known))}.")
+            raise ConfigError(
+                f"Unknown technique group(s) {sorted(unknown)}; valid choices: "
+                f"all, {', '.join(sorted(known))}."
+            )
         return [name for name, spec in cfg.variants.items() if "all" in groups or spec.group in groups]
-
 
     def build(self, cfg, variant, data):
         model_cfg = OmegaConf.to_container(cfg.model, resolve=True)
-        model = build_deep_mlp(x_train=data["x_train"], n_outputs=n_classes(data),
-                               name=f"deep_{variant}", **model_cfg)
+        model = build_deep_mlp(
+            x_train=data["x_train"], n_outputs=n_classes(data), name=f"deep_{variant}", **model_cfg
+        )
         optimizer = dict(cfg.train.optimizer)
         steps_per_epoch = math.ceil(len(data["y_train"]) / int(cfg.train.batch_size))
         schedule = make_schedule(cfg.train.get("schedule"), steps_per_epoch)
         if schedule is not None:
             optimizer["learning_rate"] = schedule
-        return compile_model(model, optimizer=optimizer, loss="sparse_categorical_crossentropy",
-                             metrics=["accuracy"],
-                             steps_per_execution=int(cfg.train.steps_per_execution))
+        return compile_model(
+            model,
+            optimizer=optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
 
     def extra_callbacks(self, cfg, variant, data):
         return [training.GradientNorms.on_training_sample(data, "sparse_categorical_crossentropy")]
@@ -67,14 +72,16 @@ class DeepTraining(FashionClassifier):
 
         tables: dict[str, list[dict]] = {}
         for variant, entry in results.items():
-            tables.setdefault(entry.get("group", "all"), []).append({
-                "variant": variant,
-                "val_accuracy": entry.get("val_accuracy"),
-                "test_accuracy": entry.get("test_accuracy"),
-                "epochs": entry.get("epochs"),
-                "train_seconds": entry.get("train_seconds"),
-                "grad_ratio_first_to_last_start": entry.get("grad_ratio_first_to_last_start"),
-            })
+            tables.setdefault(entry.get("group", "all"), []).append(
+                {
+                    "variant": variant,
+                    "val_accuracy": entry.get("val_accuracy"),
+                    "test_accuracy": entry.get("test_accuracy"),
+                    "epochs": entry.get("epochs"),
+                    "train_seconds": entry.get("train_seconds"),
+                    "grad_ratio_first_to_last_start": entry.get("grad_ratio_first_to_last_start"),
+                }
+            )
         figures = {}
         for group, rows in tables.items():
             figure, axis = plt.subplots(figsize=(6, 4))

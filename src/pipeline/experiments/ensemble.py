@@ -36,21 +36,33 @@ class Ensemble(FashionClassifier):
         architectures = OmegaConf.to_container(cfg.model.architectures, resolve=True)
         count = int(cfg.model.members)
         if count < 1 or not architectures:
-            raise ConfigError(f"An ensemble needs model.members >= 1 and at least one entry in "
-                              f"model.architectures; got {count} and {len(architectures)}.")
+            raise ConfigError(
+                f"An ensemble needs model.members >= 1 and at least one entry in "
+                f"model.architectures; got {count} and {len(architectures)}."
+            )
         for spec in architectures:
             if spec.get("kind") not in MEMBER_KINDS:
-                raise ConfigError(f"Unknown ensemble member kind {spec.get('kind')!r} in "
-                                  f"model.architectures; valid choices: {', '.join(MEMBER_KINDS)}.")
+                raise ConfigError(
+                    f"Unknown ensemble member kind {spec.get('kind')!r} in "
+                    f"model.architectures; valid choices: {', '.join(MEMBER_KINDS)}."
+                )
         return [(f"member{k}", architectures[(k - 1) % len(architectures)]) for k in range(1, count + 1)]
 
-
     def build_member(self, cfg, data, name: str, spec: dict):
-        model = build_member(spec, input_shape=data["x_train"].shape[1:], n_outputs=n_classes(data),
-                             dropout=float(cfg.model.dropout), name=name)
-        return compile_model(model, optimizer=cfg.train.optimizer,
-                             loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                             steps_per_execution=int(cfg.train.steps_per_execution))
+        model = build_member(
+            spec,
+            input_shape=data["x_train"].shape[1:],
+            n_outputs=n_classes(data),
+            dropout=float(cfg.model.dropout),
+            name=name,
+        )
+        return compile_model(
+            model,
+            optimizer=cfg.train.optimizer,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
 
     def build(self, cfg, variant, data):
         """The averaging model over freshly built (compiled, untrained) members. It is never
@@ -59,8 +71,9 @@ class Ensemble(FashionClassifier):
         members = [self.build_member(cfg, data, name, spec) for name, spec in self.member_specs(cfg)]
         return build_average_ensemble(members, name=f"ensemble_{variant}", input_name="pixels")
 
-    def train_variant(self, cfg, variant, data, *, seed, callbacks=(), fast=True,
-                      logger=None) -> TrainedVariant:
+    def train_variant(
+        self, cfg, variant, data, *, seed, callbacks=(), fast=True, logger=None
+    ) -> TrainedVariant:
         """Train the members one after the other, then average them.
 
         The stage's ``callbacks`` (MLflow's per-epoch logger, the tune stage's pruner,
@@ -76,30 +89,46 @@ class Ensemble(FashionClassifier):
         for index, (name, spec) in enumerate(self.member_specs(cfg)):
             training.seed_everything(seed + index)
             member = self.build_member(cfg, data, name, spec)
-            fit = training.fit(member, train, valid, epochs=int(cfg.train.epochs),
-                               batch_size=int(cfg.train.batch_size), fast=fast,
-                               callbacks=[*training.callbacks_from_config(cfg.train),
-                                          *(callbacks if index == 0 else ())])
+            fit = training.fit(
+                member,
+                train,
+                valid,
+                epochs=int(cfg.train.epochs),
+                batch_size=int(cfg.train.batch_size),
+                fast=fast,
+                callbacks=[*training.callbacks_from_config(cfg.train), *(callbacks if index == 0 else ())],
+            )
             accuracy = self.accuracy(member, *valid)
-            scores = {f"{name}_val_accuracy": accuracy, f"{name}_epochs": fit.epochs,
-                      f"{name}_params": int(member.count_params())}
+            scores = {
+                f"{name}_val_accuracy": accuracy,
+                f"{name}_epochs": fit.epochs,
+                f"{name}_params": int(member.count_params()),
+            }
             with logger.child(name) as child:
                 for epoch, values in enumerate(zip(*fit.history.values())):
                     child.log_metrics(dict(zip(fit.history, values)), step=epoch)
-                child.log_metrics({"final_val_accuracy": accuracy, "epochs": fit.epochs,
-                                   "train_seconds": fit.seconds, "seed": seed + index})
+                child.log_metrics(
+                    {
+                        "final_val_accuracy": accuracy,
+                        "epochs": fit.epochs,
+                        "train_seconds": fit.seconds,
+                        "seed": seed + index,
+                    }
+                )
             members.append(member)
             fits.append(fit)
             metrics.update(scores)
         seconds = time.perf_counter() - started
         model = build_average_ensemble(members, name=f"ensemble_{variant}", input_name="pixels")
         accuracies = [metrics[f"{name}_val_accuracy"] for name, _ in self.member_specs(cfg)]
-        metrics.update({
-            "members": len(members),
-            "params": int(model.count_params()),
-            "best_member_val_accuracy": max(accuracies),
-            "mean_member_val_accuracy": float(np.mean(accuracies)),
-        })
+        metrics.update(
+            {
+                "members": len(members),
+                "params": int(model.count_params()),
+                "best_member_val_accuracy": max(accuracies),
+                "mean_member_val_accuracy": float(np.mean(accuracies)),
+            }
+        )
         summary = training.FitResult(
             history=fits[0].history,
             epochs=max(fit.epochs for fit in fits),  # per member; member<k>_epochs has each
@@ -136,20 +165,35 @@ class Ensemble(FashionClassifier):
 
         tables, figures = {}, {}
         for variant, entry in results.items():
-            names = sorted((k.removeprefix("test_accuracy_") for k in entry
-                            if k.startswith("test_accuracy_member")), key=lambda n: int(n[6:]))
-            rows = [{"model": name, "test_accuracy": entry[f"test_accuracy_{name}"],
-                     "val_accuracy": entry.get(f"val_accuracy_{name}"),
-                     "params": entry.get(f"{name}_params"), "epochs": entry.get(f"{name}_epochs")}
-                    for name in names]
-            rows.append({"model": "ensemble", "test_accuracy": entry.get("test_accuracy"),
-                         "val_accuracy": entry.get("val_accuracy"), "params": entry.get("params"),
-                         "epochs": entry.get("epochs")})
+            names = sorted(
+                (k.removeprefix("test_accuracy_") for k in entry if k.startswith("test_accuracy_member")),
+                key=lambda n: int(n[6:]),
+            )
+            rows = [
+                {
+                    "model": name,
+                    "test_accuracy": entry[f"test_accuracy_{name}"],
+                    "val_accuracy": entry.get(f"val_accuracy_{name}"),
+                    "params": entry.get(f"{name}_params"),
+                    "epochs": entry.get(f"{name}_epochs"),
+                }
+                for name in names
+            ]
+            rows.append(
+                {
+                    "model": "ensemble",
+                    "test_accuracy": entry.get("test_accuracy"),
+                    "val_accuracy": entry.get("val_accuracy"),
+                    "params": entry.get("params"),
+                    "epochs": entry.get("epochs"),
+                }
+            )
             tables[variant] = rows
             figure, axis = plt.subplots(figsize=(6, 4))
             values = [row["test_accuracy"] for row in rows]
-            axis.bar([row["model"] for row in rows], values,
-                     color=["tab:blue"] * (len(rows) - 1) + ["tab:orange"])
+            axis.bar(
+                [row["model"] for row in rows], values, color=["tab:blue"] * (len(rows) - 1) + ["tab:orange"]
+            )
             low = min(values)
             axis.set_ylim(low - 0.02, max(values) + 0.01)
             axis.set_ylabel("test accuracy")

@@ -19,8 +19,9 @@ class FashionRegularization(FashionClassifier):
         """Layer arguments of a variant's network; their strengths come from ``model``."""
         network = self.variant_config(cfg, variant).network
         if network not in NETWORKS:
-            raise ConfigError(f"Unknown network {network!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(NETWORKS)}.")
+            raise ConfigError(
+                f"Unknown network {network!r} in variant {variant!r}; valid choices: {', '.join(NETWORKS)}."
+            )
         level, model = NETWORKS.index(network), cfg.model
         return {
             "depth": 1 if level >= 1 else 0,
@@ -31,7 +32,6 @@ class FashionRegularization(FashionClassifier):
             "max_norm": float(model.max_norm) if level >= 2 else None,
             "dropout": float(model.dropout) if level >= 3 else 0.0,
         }
-
 
     def build(self, cfg, variant, data):
         model = build_dense_classifier(

@@ -34,11 +34,17 @@ def mc_predict(model, x: np.ndarray, passes: int, seed: int) -> np.ndarray:
 
     keras.utils.set_random_seed(seed)
     reseed_dropout(model, seed)
-    return np.stack([
-        np.concatenate([keras.ops.convert_to_numpy(model(x[i:i + PREDICT_BATCH], training=True))
-                        for i in range(0, len(x), PREDICT_BATCH)])
-        for _ in range(passes)
-    ])
+    return np.stack(
+        [
+            np.concatenate(
+                [
+                    keras.ops.convert_to_numpy(model(x[i : i + PREDICT_BATCH], training=True))
+                    for i in range(0, len(x), PREDICT_BATCH)
+                ]
+            )
+            for _ in range(passes)
+        ]
+    )
 
 
 def reseed_dropout(model, seed: int) -> None:
@@ -49,8 +55,11 @@ def reseed_dropout(model, seed: int) -> None:
     (evaluate's MC accuracy moved in the 4th decimal between two fresh-clone runs)."""
     import keras
 
-    generators = [layer.seed_generator for layer in walk_layers(model)
-                  if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)]
+    generators = [
+        layer.seed_generator
+        for layer in walk_layers(model)
+        if isinstance(getattr(layer, "seed_generator", None), keras.random.SeedGenerator)
+    ]
     for index, generator in enumerate(generators):
         generator.state.assign(keras.random.SeedGenerator(seed + index).state)
 
@@ -104,12 +113,16 @@ class MCDropout(DeepTraining):
 
     def evaluation(self, cfg, variant, model, data) -> dict:
         y, deterministic, samples = self._predictions(cfg, model, data)
-        scores = {**uncertainty_scores(y, deterministic, samples),
-                  "val_accuracy": self.score(cfg, variant, model, data, "valid")["accuracy"]}
+        scores = {
+            **uncertainty_scores(y, deterministic, samples),
+            "val_accuracy": self.score(cfg, variant, model, data, "valid")["accuracy"],
+        }
         mean, std = samples.mean(axis=0), samples.std(axis=0)
         scores["per_class"] = {
-            str(c): {"mean_probability": float(mean[y == c, c].mean()),
-                     "std_probability": float(std[y == c, c].mean())}
+            str(c): {
+                "mean_probability": float(mean[y == c, c].mean()),
+                "std_probability": float(std[y == c, c].mean()),
+            }
             for c in range(mean.shape[1])
         }
         return scores
@@ -120,8 +133,9 @@ class MCDropout(DeepTraining):
         y, _, samples = self._predictions(cfg, model, data)
         mean, std = samples.mean(axis=0), samples.std(axis=0)
         spread = std[np.arange(len(y)), mean.argmax(axis=1)]
-        picks = [("most certain", i) for i in np.argsort(spread)[:3]] + \
-                [("least certain", i) for i in np.argsort(spread)[-3:]]
+        picks = [("most certain", i) for i in np.argsort(spread)[:3]] + [
+            ("least certain", i) for i in np.argsort(spread)[-3:]
+        ]
         figure, axes = plt.subplots(2, len(picks), figsize=(2.6 * len(picks), 5.2))
         for column, (label, index) in enumerate(picks):
             axes[0, column].imshow(data["x_test"][index], cmap="binary")

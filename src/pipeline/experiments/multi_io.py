@@ -27,8 +27,7 @@ from pipeline.serving import binary_output, text_input, value_output
 from pipeline.training import compile_model
 
 PREDICT_BATCH = 4096
-METRICS = {"sentiment": lambda: ["accuracy"],
-           "rating": lambda: [keras.metrics.MeanAbsoluteError(name="mae")]}
+METRICS = {"sentiment": lambda: ["accuracy"], "rating": lambda: [keras.metrics.MeanAbsoluteError(name="mae")]}
 
 
 def log_word_counts(data: Arrays, split: str) -> np.ndarray:
@@ -36,8 +35,11 @@ def log_word_counts(data: Arrays, split: str) -> np.ndarray:
     counted on the packed UTF-8 bytes (no decoding)."""
     values, splits = ragged_parts(data, f"text_{split}")
     buffer = values.tobytes()
-    counts = np.fromiter((len(buffer[start:end].split()) for start, end in zip(splits[:-1], splits[1:])),
-                         dtype=np.float64, count=len(splits) - 1)
+    counts = np.fromiter(
+        (len(buffer[start:end].split()) for start, end in zip(splits[:-1], splits[1:])),
+        dtype=np.float64,
+        count=len(splits) - 1,
+    )
     return np.log1p(counts).astype("float32").reshape(-1, 1)
 
 
@@ -57,8 +59,7 @@ class MultiIO(Experiment):
         outputs = list(cfg.model.outputs)
         unknown = [output for output in outputs if output not in OUTPUTS]
         if unknown or not outputs:
-            raise ConfigError(f"model.outputs must name one or more of {', '.join(OUTPUTS)}; "
-                              f"got {outputs}.")
+            raise ConfigError(f"model.outputs must name one or more of {', '.join(OUTPUTS)}; got {outputs}.")
         return outputs
 
     def log_words(self, data: Arrays) -> dict[str, np.ndarray]:
@@ -72,12 +73,12 @@ class MultiIO(Experiment):
             raise DataError(
                 "The prepared imdb_reviews has no star ratings (rating_train/valid/test): it was "
                 "prepared before they were kept. Run `python -m pipeline.prepare "
-                "dataset=imdb_reviews` (or `dvc repro prepare@imdb_reviews`) again.")
+                "dataset=imdb_reviews` (or `dvc repro prepare@imdb_reviews`) again."
+            )
         return data[f"rating_{split}"]
 
     def split(self, cfg, variant, data, split):
-        inputs = {"words": self._words.vectors(cfg, data)[split],
-                  "log_words": self.log_words(data)[split]}
+        inputs = {"words": self._words.vectors(cfg, data)[split], "log_words": self.log_words(data)[split]}
         targets = {}
         for output in self.outputs(cfg):
             values = data[f"y_{split}"] if output == "sentiment" else self.ratings(data, split)
@@ -89,8 +90,10 @@ class MultiIO(Experiment):
         return text_input({"words": "multi_hot", "log_words": "log_word_count"})
 
     def serving_outputs(self, cfg, variant, data):
-        named = {"sentiment": binary_output("sentiment", ["negative", "positive"], output="sentiment"),
-                 "rating": value_output("rating", output="rating")}  # stars, 1-10
+        named = {
+            "sentiment": binary_output("sentiment", ["negative", "positive"], output="sentiment"),
+            "rating": value_output("rating", output="rating"),
+        }  # stars, 1-10
         return [named[output] for output in self.outputs(cfg)]
 
     def raw_inputs(self, cfg, variant, data, split):
@@ -132,11 +135,12 @@ class MultiIO(Experiment):
         scores = {}
         if "sentiment" in predicted:
             scores["sentiment_accuracy"] = float(
-                ((predicted["sentiment"] > 0.5) == (targets["sentiment"] == 1)).mean())
+                ((predicted["sentiment"] > 0.5) == (targets["sentiment"] == 1)).mean()
+            )
         if "rating" in predicted:
             error = predicted["rating"] - targets["rating"]
             scores["rating_mae"] = float(np.abs(error).mean())
-            scores["rating_rmse"] = float(np.sqrt((error ** 2).mean()))
+            scores["rating_rmse"] = float(np.sqrt((error**2).mean()))
         return scores
 
     def baseline(self, cfg, data) -> dict[str, Any]:
@@ -144,8 +148,10 @@ class MultiIO(Experiment):
         training mean rating (the bar)."""
         majority = int(np.bincount(data["y_train"]).argmax())
         train, test = self.ratings(data, "train"), self.ratings(data, "test")
-        return {"sentiment_accuracy": float((data["y_test"] == majority).mean()),
-                "rating_mae": float(np.abs(test - train.mean()).mean())}
+        return {
+            "sentiment_accuracy": float((data["y_test"] == majority).mean()),
+            "rating_mae": float(np.abs(test - train.mean()).mean()),
+        }
 
     def figure(self, cfg, variant, model, data):
         """Predicted rating per true rating on the test reviews (variants with a rating output)."""
@@ -157,8 +163,7 @@ class MultiIO(Experiment):
         truth, rating = targets["rating"].ravel(), predicted["rating"].ravel()
         stars = np.unique(truth)
         figure, ax = plt.subplots(figsize=(6, 4))
-        ax.boxplot([rating[truth == star] for star in stars], positions=stars, widths=0.6,
-                   showfliers=False)
+        ax.boxplot([rating[truth == star] for star in stars], positions=stars, widths=0.6, showfliers=False)
         ax.plot([1, 10], [1, 10], color="black", linewidth=1, linestyle="--")
         ax.set_xlabel("true rating (stars)")
         ax.set_ylabel("predicted rating")

@@ -33,12 +33,14 @@ def make_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray,
     labels = np.asarray(labels).reshape(-1)
     classes, class_of, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if len(classes) < 2 or counts.min() < 2:
-        raise ValueError("pairs need at least two classes with at least two images each; "
-                         f"got class counts {dict(zip(classes.tolist(), counts.tolist()))}")
+        raise ValueError(
+            "pairs need at least two classes with at least two images each; "
+            f"got class counts {dict(zip(classes.tolist(), counts.tolist()))}"
+        )
     if n_pairs < 2:
         raise ValueError(f"n_pairs must be >= 2, got {n_pairs}")
     rng = np.random.default_rng(seed)
-    order = np.argsort(class_of, kind="stable")   # image indices grouped by class
+    order = np.argsort(class_of, kind="stable")  # image indices grouped by class
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rank = np.empty(len(labels), dtype=np.int64)  # position of each image within its class
     rank[order] = np.arange(len(labels)) - np.repeat(starts, counts)
@@ -49,13 +51,15 @@ def make_pairs(labels: np.ndarray, n_pairs: int, seed: int) -> tuple[np.ndarray,
     partner_class = anchor_class.copy()
     n_classes = len(classes)
     # different pairs: one of the other classes, uniformly
-    partner_class[n_same:] = (anchor_class[n_same:] + 1
-                              + rng.integers(0, n_classes - 1, n_pairs - n_same)) % n_classes
+    partner_class[n_same:] = (
+        anchor_class[n_same:] + 1 + rng.integers(0, n_classes - 1, n_pairs - n_same)
+    ) % n_classes
     partner_rank = np.empty(n_pairs, dtype=np.int64)
     # same pairs: another image of the class (an offset of 1..count-1 from the anchor's rank)
     same_counts = counts[anchor_class[:n_same]]
-    partner_rank[:n_same] = (rank[anchors[:n_same]] + 1
-                             + np.floor(rng.random(n_same) * (same_counts - 1)).astype(np.int64)) % same_counts
+    partner_rank[:n_same] = (
+        rank[anchors[:n_same]] + 1 + np.floor(rng.random(n_same) * (same_counts - 1)).astype(np.int64)
+    ) % same_counts
     other_counts = counts[partner_class[n_same:]]
     partner_rank[n_same:] = np.floor(rng.random(n_pairs - n_same) * other_counts).astype(np.int64)
     partners = order[starts[partner_class] + partner_rank]
@@ -94,8 +98,9 @@ class Siamese(ClassificationExperiment):
     def encoder_kind(self, cfg, variant) -> str:
         kind = self.variant_config(cfg, variant).encoder
         if kind not in ENCODERS:
-            raise ConfigError(f"Unknown encoder {kind!r} in variant {variant!r}; "
-                              f"valid choices: {', '.join(ENCODERS)}.")
+            raise ConfigError(
+                f"Unknown encoder {kind!r} in variant {variant!r}; valid choices: {', '.join(ENCODERS)}."
+            )
         return kind
 
     def build(self, cfg, variant, data):
@@ -110,11 +115,14 @@ class Siamese(ClassificationExperiment):
             dropout=float(spec.dropout),
             name="encoder",
         )
-        model = build_siamese(encoder=encoder, head_units=int(spec.head_units),
-                              name=f"siamese_{variant}")
-        return compile_model(model, optimizer=cfg.train.optimizer, loss="binary_crossentropy",
-                             metrics=["accuracy"],
-                             steps_per_execution=int(cfg.train.steps_per_execution))
+        model = build_siamese(encoder=encoder, head_units=int(spec.head_units), name=f"siamese_{variant}")
+        return compile_model(
+            model,
+            optimizer=cfg.train.optimizer,
+            loss="binary_crossentropy",
+            metrics=["accuracy"],
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
 
     # --- scores ---------------------------------------------------------------------------
     def probabilities(self, cfg, variant, model, data, split) -> tuple[np.ndarray, np.ndarray]:
@@ -123,13 +131,16 @@ class Siamese(ClassificationExperiment):
 
     def score(self, cfg, variant, model, data, split) -> dict[str, float]:
         same, probability = self.probabilities(cfg, variant, model, data, split)
-        return {"accuracy": float(((probability > 0.5) == (same == 1)).mean()),
-                "auc": float(roc_auc_score(same, probability))}
+        return {
+            "accuracy": float(((probability > 0.5) == (same == 1)).mean()),
+            "auc": float(roc_auc_score(same, probability)),
+        }
 
     def baseline(self, cfg, data) -> dict[str, Any]:
         """Test-pair accuracy of a constant answer (0.5: the pairs are balanced), and of the
         raw-pixel rule "same if the Euclidean distance is below a threshold", the threshold
         chosen on the training pairs: what the learned embedding has to beat."""
+
         def distances(split):
             a, b, same = self.pair_indices(cfg, data, split)
             x = data[f"x_{split}"].reshape(len(data[f"x_{split}"]), -1).astype("float32") / 255
@@ -140,9 +151,11 @@ class Siamese(ClassificationExperiment):
         accuracy = [((train_d < t) == (train_same == 1)).mean() for t in candidates]
         threshold = float(candidates[int(np.argmax(accuracy))])
         test_d, test_same = distances("test")
-        return {"accuracy": float(max(test_same.mean(), 1 - test_same.mean())),
-                "pixel_distance_accuracy": float(((test_d < threshold) == (test_same == 1)).mean()),
-                "pixel_distance_auc": float(roc_auc_score(test_same, -test_d))}
+        return {
+            "accuracy": float(max(test_same.mean(), 1 - test_same.mean())),
+            "pixel_distance_accuracy": float(((test_d < threshold) == (test_same == 1)).mean()),
+            "pixel_distance_auc": float(roc_auc_score(test_same, -test_d)),
+        }
 
     def figure(self, cfg, variant, model, data):
         """Histogram of the test pairs' predicted probabilities, same- and different-class."""

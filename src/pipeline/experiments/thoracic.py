@@ -31,8 +31,25 @@ class Thoracic(CrossValidated):
     evaluated_splits = ("train",)
     # The CSV's 17 feature columns: the book's patient number (which the note feeds to the
     # network, as it does here), then the UCI attributes (Zieba et al. 2013) in their order.
-    columns = ("patient_id", "DGN", "PRE4", "PRE5", "PRE6", "PRE7", "PRE8", "PRE9", "PRE10",
-               "PRE11", "PRE14", "PRE17", "PRE19", "PRE25", "PRE30", "PRE32", "AGE")
+    columns = (
+        "patient_id",
+        "DGN",
+        "PRE4",
+        "PRE5",
+        "PRE6",
+        "PRE7",
+        "PRE8",
+        "PRE9",
+        "PRE10",
+        "PRE11",
+        "PRE14",
+        "PRE17",
+        "PRE19",
+        "PRE25",
+        "PRE30",
+        "PRE32",
+        "AGE",
+    )
 
     def build_model(self, cfg, variant, train_x):
         try:

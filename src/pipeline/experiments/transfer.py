@@ -22,8 +22,15 @@ from pipeline import training
 from pipeline.experiments.base import NullLogger, TrainedVariant
 from pipeline.experiments.classification import PREDICT_BATCH, ClassificationExperiment
 from pipeline.models.dense import build_deep_mlp
-from pipeline.serving import (CHECK_ROWS, FASHION_CLASSES, Servable, binary_output,
-                              classes_output, head, image_input)
+from pipeline.serving import (
+    CHECK_ROWS,
+    FASHION_CLASSES,
+    Servable,
+    binary_output,
+    classes_output,
+    head,
+    image_input,
+)
 from pipeline.training import compile_model
 
 SANDAL, SHIRT = 5, 6
@@ -65,46 +72,70 @@ class Transfer(ClassificationExperiment):
     def task_b_servable(self, model, data) -> Servable:
         """model_B or model_B_on_A as a logged model: a 28x28 image in, "Shirt" or "Sandal" out."""
         x_b, _ = self._task_b(data, "test")
-        spec = {"experiment": self.name, "variant": model.name,
-                "input": image_input(shape=x_b.shape[1:]),
-                "outputs": [binary_output("class", [FASHION_CLASSES[SANDAL], FASHION_CLASSES[SHIRT]])]}
+        spec = {
+            "experiment": self.name,
+            "variant": model.name,
+            "input": image_input(shape=x_b.shape[1:]),
+            "outputs": [binary_output("class", [FASHION_CLASSES[SANDAL], FASHION_CLASSES[SHIRT]])],
+        }
         return Servable(model, spec, raw_test=head(x_b, CHECK_ROWS), network_test=head(x_b, CHECK_ROWS))
 
     def _network(self, cfg, x, n_outputs, activation, name):
-        return build_deep_mlp(x_train=x, n_outputs=n_outputs, output_activation=activation,
-                              hidden=list(cfg.model.hidden), activation=cfg.model.activation,
-                              initializer=cfg.model.initializer, name=name)
+        return build_deep_mlp(
+            x_train=x,
+            n_outputs=n_outputs,
+            output_activation=activation,
+            hidden=list(cfg.model.hidden),
+            activation=cfg.model.activation,
+            initializer=cfg.model.initializer,
+            name=name,
+        )
 
     def _compile(self, cfg, model, loss, learning_rate):
-        return compile_model(model, optimizer={**cfg.train.optimizer, "learning_rate": learning_rate},
-                             loss=loss, metrics=["accuracy"],
-                             steps_per_execution=int(cfg.train.steps_per_execution))
+        return compile_model(
+            model,
+            optimizer={**cfg.train.optimizer, "learning_rate": learning_rate},
+            loss=loss,
+            metrics=["accuracy"],
+            steps_per_execution=int(cfg.train.steps_per_execution),
+        )
 
     def build(self, cfg, variant, data):
         x_a, _ = self.split(cfg, variant, data, "train")
         model = self._network(cfg, x_a, 8, "softmax", "model_A")
-        return self._compile(cfg, model, "sparse_categorical_crossentropy",
-                             cfg.train.optimizer.learning_rate)
+        return self._compile(cfg, model, "sparse_categorical_crossentropy", cfg.train.optimizer.learning_rate)
 
     def _task_b(self, data, split, cfg=None):
-        _, (x_b, y_b) = split_tasks(data[f"x_{split}"], data[f"y_{split}"],
-                                    int(cfg.train.transfer.b_train_size) if cfg is not None else None)
+        _, (x_b, y_b) = split_tasks(
+            data[f"x_{split}"],
+            data[f"y_{split}"],
+            int(cfg.train.transfer.b_train_size) if cfg is not None else None,
+        )
         return x_b, y_b
 
     def _b_from_scratch(self, cfg, data, seed):
         training.seed_everything(seed)
         x_b, y_b = self._task_b(data, "train", cfg)
-        model = self._compile(cfg, self._network(cfg, x_b, 1, "sigmoid", "model_B"),
-                              "binary_crossentropy", cfg.train.optimizer.learning_rate)
+        model = self._compile(
+            cfg,
+            self._network(cfg, x_b, 1, "sigmoid", "model_B"),
+            "binary_crossentropy",
+            cfg.train.optimizer.learning_rate,
+        )
         epochs = int(cfg.train.transfer.frozen_epochs) + int(cfg.train.transfer.unfrozen_epochs)
-        training.fit(model, (x_b, y_b), self._task_b(data, "valid"), epochs=epochs,
-                     batch_size=int(cfg.train.batch_size))
+        training.fit(
+            model,
+            (x_b, y_b),
+            self._task_b(data, "valid"),
+            epochs=epochs,
+            batch_size=int(cfg.train.batch_size),
+        )
         return model
 
     def _b_on_a(self, cfg, model_a, data, seed):
         training.seed_everything(seed)
         clone = keras.models.clone_model(model_a)  # A's architecture ...
-        clone.set_weights(model_a.get_weights())   # ... and weights; model_A itself stays intact
+        clone.set_weights(model_a.get_weights())  # ... and weights; model_A itself stays intact
         reused = clone.get_layer(f"hidden{int(cfg.train.transfer.reuse_layers)}").output
         output = keras.layers.Dense(1, activation="sigmoid", name="output_b")(reused)
         model = keras.Model(clone.inputs, output, name="model_B_on_A")
@@ -113,13 +144,23 @@ class Transfer(ClassificationExperiment):
         for layer in model.layers[:-1]:
             layer.trainable = False
         self._compile(cfg, model, "binary_crossentropy", cfg.train.optimizer.learning_rate)
-        training.fit(model, (x_b, y_b), valid, epochs=int(cfg.train.transfer.frozen_epochs),
-                     batch_size=int(cfg.train.batch_size))
+        training.fit(
+            model,
+            (x_b, y_b),
+            valid,
+            epochs=int(cfg.train.transfer.frozen_epochs),
+            batch_size=int(cfg.train.batch_size),
+        )
         for layer in model.layers[:-1]:
             layer.trainable = True
         self._compile(cfg, model, "binary_crossentropy", float(cfg.train.transfer.unfrozen_learning_rate))
-        training.fit(model, (x_b, y_b), valid, epochs=int(cfg.train.transfer.unfrozen_epochs),
-                     batch_size=int(cfg.train.batch_size))
+        training.fit(
+            model,
+            (x_b, y_b),
+            valid,
+            epochs=int(cfg.train.transfer.unfrozen_epochs),
+            batch_size=int(cfg.train.batch_size),
+        )
         return model
 
     def train_variant(self, cfg, variant, data, *, logger=None, **kwargs) -> TrainedVariant:
@@ -128,8 +169,10 @@ class Transfer(ClassificationExperiment):
         # model_A depends only on model/train/seed: a tuning study over the transfer settings
         # trains it once, not once per trial
         a_train = {k: v for k, v in OmegaConf.to_container(cfg.train).items() if k != "transfer"}
-        key = json.dumps([OmegaConf.to_container(cfg.model), a_train, kwargs.get("seed"),
-                          len(data["y_train"])], sort_keys=True)
+        key = json.dumps(
+            [OmegaConf.to_container(cfg.model), a_train, kwargs.get("seed"), len(data["y_train"])],
+            sort_keys=True,
+        )
         if key not in self._model_a_cache:
             self._model_a_cache.clear()
             self._model_a_cache[key] = super().train_variant(cfg, variant, data, logger=logger, **kwargs)
@@ -138,9 +181,14 @@ class Transfer(ClassificationExperiment):
         model_a = trained.model
         test_b = self._task_b(data, "test")
         results: dict[str, list[float]] = {"b_scratch": [], "b_on_a": []}
-        for seed in range(int(cfg.train.transfer.first_seed), int(cfg.train.transfer.first_seed) + int(cfg.train.transfer.seeds)):
-            for name, make in (("b_scratch", lambda: self._b_from_scratch(cfg, data, seed)),
-                               ("b_on_a", lambda: self._b_on_a(cfg, model_a, data, seed))):
+        for seed in range(
+            int(cfg.train.transfer.first_seed),
+            int(cfg.train.transfer.first_seed) + int(cfg.train.transfer.seeds),
+        ):
+            for name, make in (
+                ("b_scratch", lambda: self._b_from_scratch(cfg, data, seed)),
+                ("b_on_a", lambda: self._b_on_a(cfg, model_a, data, seed)),
+            ):
                 with logger.child(f"{name}-seed{seed}") as run:
                     model_b = make()
                     score = accuracy(model_b, *test_b)
@@ -179,7 +227,9 @@ def comparison_figure(results: dict[str, list[float]]):
     labels = {"b_scratch": "model_B (scratch)", "b_on_a": "model_B_on_A (transfer)"}
     for position, (name, scores) in enumerate(results.items()):
         axis.scatter(np.full(len(scores), position), scores, alpha=0.7)
-        axis.errorbar(position + 0.15, np.mean(scores), yerr=np.std(scores), fmt="o", color="black", capsize=4)
+        axis.errorbar(
+            position + 0.15, np.mean(scores), yerr=np.std(scores), fmt="o", color="black", capsize=4
+        )
     for pair in zip(*results.values()):
         axis.plot([0, 1], pair, color="gray", alpha=0.4, linewidth=1)
     axis.set_xticks([0, 1], [labels[n] for n in results])

@@ -18,8 +18,7 @@ from pipeline.training import compile_model
 
 
 #: California housing's columns, in the order of sklearn.datasets.fetch_california_housing
-FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude",
-            "Longitude")
+FEATURES = ("MedInc", "HouseAge", "AveRooms", "AveBedrms", "Population", "AveOccup", "Latitude", "Longitude")
 
 
 class WideDeep(Experiment):
@@ -39,7 +38,7 @@ class WideDeep(Experiment):
         """The columns crossed into the wide path (an input each), if ``model.cross_bins``."""
         if not cfg.model.get("cross_bins"):
             return {}
-        return {FEATURES[i].lower(): x[:, i:i + 1] for i in cfg.model.cross_features}
+        return {FEATURES[i].lower(): x[:, i : i + 1] for i in cfg.model.cross_features}
 
     def serving_input(self, cfg, variant, data):
         """The 8 columns in their original units, routed as _inputs() slices them."""
@@ -108,8 +107,9 @@ class WideDeep(Experiment):
     def figure(self, cfg, variant, model, data):
         inputs, targets = self.split(cfg, variant, data, "test")
         predicted = model.predict(inputs, batch_size=4096, verbose=0)["main"]
-        return predicted_vs_actual(targets["main"].ravel(), predicted.ravel(),
-                                   f"wide_deep / {variant}: test set")
+        return predicted_vs_actual(
+            targets["main"].ravel(), predicted.ravel(), f"wide_deep / {variant}: test set"
+        )
 
     def baseline(self, cfg, data) -> dict[str, Any]:
         """Predict the training mean for every house."""

@@ -22,8 +22,7 @@ DENSE_FIRST = ("dense", "batch_norm", "activation", "dropout")
 NORMALIZE_FIRST = ("batch_norm", "dropout", "dense", "activation")
 
 #: name templates of the layers of a stack; a builder overrides those its network names otherwise
-NAMES = {"dense": "hidden{i}", "batch_norm": "bn{i}", "activation": "activation{i}",
-         "dropout": "dropout{i}"}
+NAMES = {"dense": "hidden{i}", "batch_norm": "bn{i}", "activation": "activation{i}", "dropout": "dropout{i}"}
 
 # Activations that are layers of their own (with state or parameters) rather than a string.
 ACTIVATION_LAYERS = {"leaky_relu": keras.layers.LeakyReLU, "prelu": keras.layers.PReLU}
@@ -64,16 +63,18 @@ def dense_layers(
         name = {kind: template.format(i=index) for kind, template in names.items()}
         for kind in order:
             if kind == "dense":
-                layers.append(keras.layers.Dense(
-                    int(units),
-                    activation=None if activation_layer else activation,
-                    use_bias=use_bias,
-                    kernel_initializer=make_initializer(initializer),
-                    kernel_regularizer=keras.regularizers.L2(kernel_l2) if kernel_l2 else None,
-                    activity_regularizer=keras.regularizers.L1(activity_l1) if activity_l1 else None,
-                    kernel_constraint=keras.constraints.MaxNorm(max_norm) if max_norm else None,
-                    name=name["dense"],
-                ))
+                layers.append(
+                    keras.layers.Dense(
+                        int(units),
+                        activation=None if activation_layer else activation,
+                        use_bias=use_bias,
+                        kernel_initializer=make_initializer(initializer),
+                        kernel_regularizer=keras.regularizers.L2(kernel_l2) if kernel_l2 else None,
+                        activity_regularizer=keras.regularizers.L1(activity_l1) if activity_l1 else None,
+                        kernel_constraint=keras.constraints.MaxNorm(max_norm) if max_norm else None,
+                        name=name["dense"],
+                    )
+                )
             elif kind == "batch_norm" and batch_norm:
                 layers.append(keras.layers.BatchNormalization(name=name["batch_norm"]))
             elif kind == "activation" and activation_layer:
@@ -117,15 +118,23 @@ def build_dense_classifier(
     inside the model (pixels / 255), so the saved model takes the data as stored.
     """
     if depth < 0 or units < 1 or n_outputs < 1:
-        raise ValueError(f"need depth >= 0, units >= 1, n_outputs >= 1; got depth={depth}, "
-                         f"units={units}, n_outputs={n_outputs}")
+        raise ValueError(
+            f"need depth >= 0, units >= 1, n_outputs >= 1; got depth={depth}, "
+            f"units={units}, n_outputs={n_outputs}"
+        )
     layers: list[keras.layers.Layer] = [keras.Input(shape=tuple(input_shape), name="inputs")]
     if scale is not None:
         layers.append(keras.layers.Rescaling(scale, name="rescale"))
     if len(input_shape) > 1:
         layers.append(keras.layers.Flatten(name="flatten"))
-    layers += dense_layers([units] * depth, activation=activation, kernel_l2=kernel_l2,
-                           activity_l1=activity_l1, max_norm=max_norm, dropout=dropout)
+    layers += dense_layers(
+        [units] * depth,
+        activation=activation,
+        kernel_l2=kernel_l2,
+        activity_l1=activity_l1,
+        max_norm=max_norm,
+        dropout=dropout,
+    )
     layers.append(keras.layers.Dense(n_outputs, activation=output_activation, name="output"))
     return keras.Sequential(layers, name=name)
 
@@ -194,10 +203,27 @@ def build_deep_mlp(
     else:
         x = keras.layers.Flatten(name="flatten")(keras.layers.Rescaling(1 / 255, name="rescale")(inputs))
     # every Dense, the output too, gets these, and one initializer object
-    every_dense = dict(initializer=make_initializer(initializer), kernel_l2=l2, max_norm=max_norm,
-                       batch_norm=batch_norm, dropout=dropout, order=NORMALIZE_FIRST)
-    x = dense_stack(x, hidden, activation=ACTIVATION_LAYERS.get(activation, activation),
-                    names={"activation": f"{activation}{{i}}"}, **every_dense)
-    outputs = dense_stack(x, [n_outputs], activation=output_activation, start=len(hidden) + 1,
-                          names={"dense": "output"}, **every_dense)
+    every_dense = dict(
+        initializer=make_initializer(initializer),
+        kernel_l2=l2,
+        max_norm=max_norm,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        order=NORMALIZE_FIRST,
+    )
+    x = dense_stack(
+        x,
+        hidden,
+        activation=ACTIVATION_LAYERS.get(activation, activation),
+        names={"activation": f"{activation}{{i}}"},
+        **every_dense,
+    )
+    outputs = dense_stack(
+        x,
+        [n_outputs],
+        activation=output_activation,
+        start=len(hidden) + 1,
+        names={"dense": "output"},
+        **every_dense,
+    )
     return keras.Model(inputs, outputs, name=name)

@@ -8,8 +8,9 @@ from typing import Sequence
 import keras
 
 
-def build_average_ensemble(members: Sequence[keras.Model], name: str = "ensemble",
-                           input_name: str = "inputs") -> keras.Model:
+def build_average_ensemble(
+    members: Sequence[keras.Model], name: str = "ensemble", input_name: str = "inputs"
+) -> keras.Model:
     """A model whose output is the mean of its members' outputs; the members (uniquely named,
     one input each, same shapes) become its layers."""
     if not members:

@@ -34,7 +34,9 @@ def make_optimizer(spec: Mapping[str, Any]) -> keras.optimizers.Optimizer:
 def make_initializer(spec: Any) -> Any:
     """A Keras initializer from a name (``he_normal``) or ``{class_name, config}``."""
     if isinstance(spec, Mapping):
-        return keras.initializers.get({"class_name": spec["class_name"], "config": dict(spec.get("config", {}))})
+        return keras.initializers.get(
+            {"class_name": spec["class_name"], "config": dict(spec.get("config", {}))}
+        )
     return keras.initializers.get(spec)
 
 
@@ -54,9 +56,11 @@ def make_schedule(spec: Mapping[str, Any] | None, steps_per_epoch: int) -> Any:
     if kind == "power":
         return schedules.InverseTimeDecay(spec["initial"], decay_steps=1, decay_rate=spec["decay"])
     if kind == "exponential":
-        return schedules.ExponentialDecay(spec["initial"], decay_steps=spec["s"] * steps_per_epoch,
-                                          decay_rate=0.1)
+        return schedules.ExponentialDecay(
+            spec["initial"], decay_steps=spec["s"] * steps_per_epoch, decay_rate=0.1
+        )
     if kind == "piecewise":
         return schedules.PiecewiseConstantDecay(
-            [int(b * steps_per_epoch) for b in spec["boundaries"]], list(spec["values"]))
+            [int(b * steps_per_epoch) for b in spec["boundaries"]], list(spec["values"])
+        )
     raise ValueError(f"Unknown schedule {kind!r}; valid choices: power, exponential, piecewise, plateau")

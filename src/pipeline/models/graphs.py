@@ -67,15 +67,24 @@ def build_deep_dense(
     """
     hidden = deep_widths(widths, layers_per_width)
     if len(hidden) < 2 or block_size < 1:
-        raise ValueError(f"need at least one layer per width and block_size >= 1; got widths="
-                         f"{list(widths)}, layers_per_width={layers_per_width}, block_size={block_size}")
+        raise ValueError(
+            f"need at least one layer per width and block_size >= 1; got widths="
+            f"{list(widths)}, layers_per_width={layers_per_width}, block_size={block_size}"
+        )
     inputs, x = _pixels(input_shape, channels=False)
     x = keras.layers.Flatten(name="flatten")(x)
     shortcut, block = None, 0
     for index, units in enumerate(hidden, start=1):
         # one layer at a time: a block's addition goes between its batch norm and activation
-        x = dense_stack(x, [units], start=index, activation=None, use_bias=not batch_norm,
-                        initializer=initializer, batch_norm=batch_norm)
+        x = dense_stack(
+            x,
+            [units],
+            start=index,
+            activation=None,
+            use_bias=not batch_norm,
+            initializer=initializer,
+            batch_norm=batch_norm,
+        )
         ends_block = residual and index > 1 and ((index - 1) % block_size == 0 or index == len(hidden))
         if ends_block:
             block += 1
@@ -133,8 +142,9 @@ def build_conv_net(
       then pointwise 1x1: space and channels learned apart, the extreme of Inception's idea).
     """
     if architecture not in CONV_ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {architecture!r}; valid choices: "
-                         f"{', '.join(CONV_ARCHITECTURES)}")
+        raise ValueError(
+            f"Unknown architecture {architecture!r}; valid choices: {', '.join(CONV_ARCHITECTURES)}"
+        )
     f = int(filters)
 
     def part(ratio: float) -> int:
@@ -169,8 +179,14 @@ def build_conv_net(
 # --- ensembles ----------------------------------------------------------------------------
 
 
-def build_member(spec: Mapping[str, Any], *, input_shape: Sequence[int], n_outputs: int,
-                 dropout: float = 0.0, name: str = "member") -> keras.Model:
+def build_member(
+    spec: Mapping[str, Any],
+    *,
+    input_shape: Sequence[int],
+    n_outputs: int,
+    dropout: float = 0.0,
+    name: str = "member",
+) -> keras.Model:
     """A small ensemble member: ``{kind: dense, hidden: [300, 100]}`` (Dense relu layers, each
     followed by Dropout) or ``{kind: conv, filters: 16}`` (Conv f -> pool -> Conv 2f -> pool ->
     Dense 64 -> Dropout)."""

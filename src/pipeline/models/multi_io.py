@@ -41,14 +41,19 @@ def build_multi_io(
     log_words = keras.Input(shape=(1,), name="log_words")
     standardize = keras.layers.Normalization(name="log_words_norm")
     standardize.adapt(np.asarray(log_words_train, dtype="float32").reshape(-1, 1))
-    x = dense_stack(words, [units], dropout=dropout,
-                    names={"dense": "words_dense", "dropout": "words_dropout"})
+    x = dense_stack(
+        words, [units], dropout=dropout, names={"dense": "words_dense", "dropout": "words_dropout"}
+    )
     x = keras.layers.Concatenate(name="concat")([x, standardize(log_words)])
     x = dense_stack(x, [units], dropout=dropout, names={"dense": "shared", "dropout": "shared_dropout"})
     heads = {
         "sentiment": lambda: keras.layers.Dense(1, activation="sigmoid", name="sentiment")(x),
         "rating": lambda: keras.layers.Dense(
-            1, bias_initializer=keras.initializers.Constant(float(rating_mean)), name="rating")(x),
+            1, bias_initializer=keras.initializers.Constant(float(rating_mean)), name="rating"
+        )(x),
     }
-    return keras.Model(inputs={"words": words, "log_words": log_words},
-                       outputs={output: heads[output]() for output in outputs}, name=name)
+    return keras.Model(
+        inputs={"words": words, "log_words": log_words},
+        outputs={output: heads[output]() for output in outputs},
+        name=name,
+    )

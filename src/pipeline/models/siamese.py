@@ -41,15 +41,22 @@ def build_encoder(
         if len(image_shape) == 2:  # (height, width) grey images: add the channel axis
             x = keras.layers.Reshape((*image_shape, 1), name="channel")(x)
         for index, n_filters in enumerate(filters, start=1):
-            x = keras.layers.Conv2D(int(n_filters), 3, strides=2, padding="same",
-                                    use_bias=not batch_norm, name=f"conv{index}")(x)
+            x = keras.layers.Conv2D(
+                int(n_filters), 3, strides=2, padding="same", use_bias=not batch_norm, name=f"conv{index}"
+            )(x)
             if batch_norm:
                 x = keras.layers.BatchNormalization(name=f"conv{index}_bn")(x)
             x = keras.layers.ReLU(name=f"conv{index}_relu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
-    x = dense_stack(x, hidden, activation=keras.layers.ReLU, use_bias=not batch_norm,
-                    batch_norm=batch_norm, dropout=dropout,
-                    names={"dense": "dense{i}", "batch_norm": "dense{i}_bn", "activation": "dense{i}_relu"})
+    x = dense_stack(
+        x,
+        hidden,
+        activation=keras.layers.ReLU,
+        use_bias=not batch_norm,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        names={"dense": "dense{i}", "batch_norm": "dense{i}_bn", "activation": "dense{i}_relu"},
+    )
     outputs = keras.layers.Dense(int(embedding), name="embedding")(x)
     return keras.Model(inputs, outputs, name=name)
 

@@ -59,8 +59,10 @@ def build_wide_deep(
     wide_parts = [normalized_wide]
     if crossed_train:
         if cross_bins < 2 or len(crossed_train) < 2:
-            raise ValueError(f"a crossed feature needs >= 2 columns and cross_bins >= 2, got "
-                             f"{len(crossed_train)} columns and cross_bins={cross_bins}")
+            raise ValueError(
+                f"a crossed feature needs >= 2 columns and cross_bins >= 2, got "
+                f"{len(crossed_train)} columns and cross_bins={cross_bins}"
+            )
         bucketized = []
         for name, column in crossed_train.items():
             column_input = keras.Input(shape=(1,), name=name)
@@ -68,9 +70,11 @@ def build_wide_deep(
             bins.adapt(np.asarray(column, dtype="float32").reshape(-1, 1))
             inputs.append(column_input)
             bucketized.append(bins(column_input))
-        wide_parts.append(keras.layers.HashedCrossing(
-            num_bins=2 * cross_bins ** len(crossed_train), output_mode="one_hot",
-            name="crossed")(bucketized))
+        wide_parts.append(
+            keras.layers.HashedCrossing(
+                num_bins=2 * cross_bins ** len(crossed_train), output_mode="one_hot", name="crossed"
+            )(bucketized)
+        )
 
     hidden = dense_stack(normalized_deep, [units] * depth, activation=activation)
     concat = keras.layers.Concatenate(name="concat")([*wide_parts, hidden])

@@ -15,8 +15,18 @@ import numpy as np
 import pandas as pd
 
 #: Fashion-MNIST's classes, in label order (zalandoresearch/fashion-mnist README)
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                   "Sneaker", "Bag", "Ankle boot")
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 #: rows of the test split checked and logged as the input example
 CHECK_ROWS, EXAMPLE_ROWS = 256, 5
 
@@ -25,8 +35,11 @@ CHECK_ROWS, EXAMPLE_ROWS = 256, 5
 def table_input(columns: Sequence[str], routing: Mapping[str, Sequence[str]] | None = None) -> dict:
     """A table of named numeric columns; ``routing`` maps each network input to its columns
     (default: one input ``features`` with every column)."""
-    return {"kind": "table", "columns": list(columns),
-            "routing": {k: list(v) for k, v in (routing or {"features": columns}).items()}}
+    return {
+        "kind": "table",
+        "columns": list(columns),
+        "routing": {k: list(v) for k, v in (routing or {"features": columns}).items()},
+    }
 
 
 def image_input(inputs: Sequence[str] = ("image",), shape: Sequence[int] = (28, 28)) -> dict:

@@ -41,8 +41,11 @@ class RawInputModel(PythonModel):
         vocabulary = None
         if VOCABULARY in artifacts:
             vocabulary = Path(artifacts[VOCABULARY]).read_text(encoding="utf-8").split("\n")
-        self.setup(json.loads(Path(artifacts[SPEC]).read_text()),
-                   keras.models.load_model(artifacts[KERAS_MODEL], compile=False), vocabulary)
+        self.setup(
+            json.loads(Path(artifacts[SPEC]).read_text()),
+            keras.models.load_model(artifacts[KERAS_MODEL], compile=False),
+            vocabulary,
+        )
 
     def setup(self, spec: dict[str, Any], keras_model, vocabulary: list[str] | None = None):
         self.spec, self.keras_model = spec, keras_model
@@ -50,14 +53,12 @@ class RawInputModel(PythonModel):
         if vocabulary is not None:
             import keras
 
-            self.vectorizer = keras.layers.TextVectorization(vocabulary=vocabulary,
-                                                             output_mode="multi_hot")
+            self.vectorizer = keras.layers.TextVectorization(vocabulary=vocabulary, output_mode="multi_hot")
         return self
 
     # --- MLflow's entry point -------------------------------------------------------------
     def predict(self, context, model_input, params=None) -> pd.DataFrame:
-        outputs = self.keras_model.predict(self.network_inputs(model_input), batch_size=BATCH,
-                                           verbose=0)
+        outputs = self.keras_model.predict(self.network_inputs(model_input), batch_size=BATCH, verbose=0)
         return self.named_outputs(outputs)
 
     # --- raw rows -> the network's inputs ---------------------------------------------------
@@ -67,35 +68,44 @@ class RawInputModel(PythonModel):
         if kind == "table":
             frame = pd.DataFrame(raw)
             _refuse_missing(frame, spec["columns"])
-            return {name: frame[list(columns)].to_numpy(dtype="float32")
-                    for name, columns in spec["routing"].items()}
+            return {
+                name: frame[list(columns)].to_numpy(dtype="float32")
+                for name, columns in spec["routing"].items()
+            }
         if kind == "image":
             names = spec["inputs"]
-            images = {name: np.asarray(raw[name] if isinstance(raw, dict) else raw)
-                      for name in names}
+            images = {name: np.asarray(raw[name] if isinstance(raw, dict) else raw) for name in names}
             for name, array in images.items():
                 if array.ndim != 1 + len(spec["shape"]) or list(array.shape[1:]) != spec["shape"]:
-                    raise _bad_request(f"{name}: expected images of shape {spec['shape']} "
-                                       f"(rows x {' x '.join(map(str, spec['shape']))}), got "
-                                       f"an array of shape {list(array.shape)}")
+                    raise _bad_request(
+                        f"{name}: expected images of shape {spec['shape']} "
+                        f"(rows x {' x '.join(map(str, spec['shape']))}), got "
+                        f"an array of shape {list(array.shape)}"
+                    )
             images = {name: array.astype("uint8") for name, array in images.items()}
             return images[names[0]] if len(names) == 1 else images
         if kind == "text":
             frame = pd.DataFrame(raw)
             _refuse_missing(frame, [spec["column"]])
             texts = [str(text) for text in frame[spec["column"]]]
-            features = {name: self._text_feature(feature, texts)
-                        for name, feature in spec["features"].items()}
+            features = {
+                name: self._text_feature(feature, texts) for name, feature in spec["features"].items()
+            }
             return next(iter(features.values())) if len(features) == 1 else features
         if kind == "sequence":
-            return self._multi_hot_ids(pd.DataFrame(raw)[spec["column"]], int(spec["num_tokens"]),
-                                       int(spec["oov_id"]))
+            return self._multi_hot_ids(
+                pd.DataFrame(raw)[spec["column"]], int(spec["num_tokens"]), int(spec["oov_id"])
+            )
         raise ValueError(f"unknown input kind {kind!r} in the model's spec")
 
     def _text_feature(self, feature: str, texts: list[str]) -> np.ndarray:
         if feature == "multi_hot":
-            parts = [np.asarray(self.vectorizer(np.asarray(texts[start:start + BATCH], dtype=object)),
-                                dtype="uint8") for start in range(0, len(texts), BATCH)]
+            parts = [
+                np.asarray(
+                    self.vectorizer(np.asarray(texts[start : start + BATCH], dtype=object)), dtype="uint8"
+                )
+                for start in range(0, len(texts), BATCH)
+            ]
             width = self.vectorizer.vocabulary_size()
             return np.concatenate(parts) if parts else np.zeros((0, width), dtype="uint8")
         if feature == "log_word_count":
@@ -151,8 +161,10 @@ def _refuse_missing(frame: pd.DataFrame, columns) -> None:
     for column in columns:
         missing = np.flatnonzero(frame[column].isna().to_numpy())
         if len(missing):
-            raise _bad_request(f"column {column!r} has no value in row(s) "
-                               f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}")
+            raise _bad_request(
+                f"column {column!r} has no value in row(s) "
+                f"{', '.join(map(str, missing[:10]))}{' ...' if len(missing) > 10 else ''}"
+            )
 
 
 mlflow.models.set_model(RawInputModel())

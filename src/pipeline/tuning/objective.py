@@ -46,8 +46,15 @@ class Context:
 
         stage = StageContext.open("tune", cfg)
         stage.experiment.variant_config(stage.exp_cfg, settings["variant"])  # it exists
-        return cls(cfg, stage.exp_cfg, settings, stage.experiment, stage.data, stage.experiment_id,
-                   {**stage.tags, "optuna.study": settings["study_name"]})
+        return cls(
+            cfg,
+            stage.exp_cfg,
+            settings,
+            stage.experiment,
+            stage.data,
+            stage.experiment_id,
+            {**stage.tags, "optuna.study": settings["study_name"]},
+        )
 
     @property
     def variant(self) -> str:
@@ -55,12 +62,15 @@ class Context:
 
     def train(self, trial_cfg: DictConfig, callbacks=()):
         """Train the variant with the trial's config; (trained, resolved config, scores)."""
-        trained = self.experiment.train_variant(trial_cfg, self.variant, self.data,
-                                                seed=int(self.cfg.seed), callbacks=list(callbacks))
+        trained = self.experiment.train_variant(
+            trial_cfg, self.variant, self.data, seed=int(self.cfg.seed), callbacks=list(callbacks)
+        )
         run_cfg = self.experiment.resolve(trial_cfg, self.variant)
-        scores = {**trained.metrics,
-                  **self.experiment.evaluation(run_cfg, self.variant, trained.model, self.data),
-                  **self.costs(trained.model, run_cfg)}
+        scores = {
+            **trained.metrics,
+            **self.experiment.evaluation(run_cfg, self.variant, trained.model, self.data),
+            **self.costs(trained.model, run_cfg),
+        }
         return trained, run_cfg, scores
 
     def costs(self, model, run_cfg: DictConfig) -> dict[str, float]:
@@ -116,10 +126,18 @@ class Objective:
         ctx = self.context
         keras.backend.clear_session()
         pruned = None
-        tags = {**ctx.tags, **process_tags(), "optuna.trial": str(trial.number),
-                "mlflow.parentRunId": self.parent_run_id}
-        with tracking.run(f"trial-{trial.number}", experiment_id=ctx.experiment_id,
-                          nested=mlflow.active_run() is not None, tags=tags) as run:
+        tags = {
+            **ctx.tags,
+            **process_tags(),
+            "optuna.trial": str(trial.number),
+            "mlflow.parentRunId": self.parent_run_id,
+        }
+        with tracking.run(
+            f"trial-{trial.number}",
+            experiment_id=ctx.experiment_id,
+            nested=mlflow.active_run() is not None,
+            tags=tags,
+        ) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             if "retry_of" in trial.user_attrs:
                 mlflow.set_tag("optuna.retry_of", str(trial.user_attrs["retry_of"]))
@@ -171,8 +189,9 @@ def objective_values(scores: dict[str, Any], objectives: list[str]) -> list[floa
     missing = [name for name in objectives if name not in scores]
     if missing:
         numeric = sorted(k for k, v in scores.items() if isinstance(v, (int, float)))
-        raise ConfigError(f"Tune objective {', '.join(missing)} is not measured; measured: "
-                          f"{', '.join(numeric)}.")
+        raise ConfigError(
+            f"Tune objective {', '.join(missing)} is not measured; measured: {', '.join(numeric)}."
+        )
     values = [float(scores[name]) for name in objectives]
     for name, value in zip(objectives, values):
         if not math.isfinite(value):

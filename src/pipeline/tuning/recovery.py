@@ -69,10 +69,15 @@ def retry(study, trial) -> None:
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRIES:
         return
-    study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.WAITING, params=trial.params,
-        distributions=trial.distributions, user_attrs={"retry_of": trial.number},
-        system_attrs={"failed_trial": history[0], "retry_history": history}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs={"retry_of": trial.number},
+            system_attrs={"failed_trial": history[0], "retry_history": history},
+        )
+    )
 
 
 def recover_stale_trials(study, *, mine: bool = False) -> list[tuple[int, str]]:
@@ -92,8 +97,10 @@ def recover_stale_trials(study, *, mine: bool = False) -> list[tuple[int, str]]:
         elif worker:
             if not process_gone(worker["host"], worker["pid"], worker.get("token", "")):
                 continue
-            reason = (f"worker process {worker['pid']} on {worker['host']} is gone (killed or "
-                      "crashed) while the trial ran")
+            reason = (
+                f"worker process {worker['pid']} on {worker['host']} is gone (killed or "
+                "crashed) while the trial ran"
+            )
         else:
             age = (datetime.now() - trial.datetime_start).total_seconds() if trial.datetime_start else 0
             if is_heartbeat_enabled(storage) or age < UNCLAIMED_SECONDS:
@@ -116,17 +123,22 @@ def close_orphan_runs(experiment_id: str) -> list[str]:
 
     client = MlflowClient()
     closed = []
-    runs = client.search_runs([experiment_id], "attributes.status = 'RUNNING' and "
-                                               "tags.`pipeline.stage` = 'tune'")
+    runs = client.search_runs(
+        [experiment_id], "attributes.status = 'RUNNING' and tags.`pipeline.stage` = 'tune'"
+    )
     for run in runs:
         tags = run.data.tags
         if "pipeline.pid" not in tags or not process_gone(
-                tags.get("pipeline.host", ""), int(tags["pipeline.pid"]), tags.get("pipeline.token", "")):
+            tags.get("pipeline.host", ""), int(tags["pipeline.pid"]), tags.get("pipeline.token", "")
+        ):
             continue
         if "optuna.trial" in tags:
             client.set_tag(run.info.run_id, "optuna.state", "FAILED")
-            client.set_tag(run.info.run_id, "fail_reason",
-                           f"process {tags['pipeline.pid']} on {tags['pipeline.host']} is gone")
+            client.set_tag(
+                run.info.run_id,
+                "fail_reason",
+                f"process {tags['pipeline.pid']} on {tags['pipeline.host']} is gone",
+            )
         client.set_terminated(run.info.run_id, "KILLED")
         closed.append(run.info.run_id)
     return closed

@@ -18,8 +18,9 @@ def champion_trial(study, settings: dict[str, Any]):
     """The complete trial with the best first objective (for one objective: the best trial)."""
     done = completed(study)
     if not done:
-        raise TrainingDiverged(f"No trial of study {study.study_name!r} completed "
-                               f"(states: {state_counts(study)}).")
+        raise TrainingDiverged(
+            f"No trial of study {study.study_name!r} completed (states: {state_counts(study)})."
+        )
     pick = min if settings["directions"][0] == "minimize" else max
     return pick(done, key=lambda t: t.values[0])
 
@@ -56,11 +57,19 @@ def summarize(study, settings: dict[str, Any]) -> dict[str, Any]:
         summary["directions"] = settings["directions"]
         summary["best_values"] = dict(zip(settings["objectives"], best.values))
         summary["pareto_front"] = [
-            {"trial": t.number, "values": dict(zip(settings["objectives"], t.values)),
-             "params": t.params, "test": _test_scores(t)}
-            for t in pareto_front(study, settings)]
-    failed = {str(t.number): t.user_attrs["fail_reason"] for t in study.get_trials(deepcopy=False)
-              if t.state.name == "FAIL" and "fail_reason" in t.user_attrs}
+            {
+                "trial": t.number,
+                "values": dict(zip(settings["objectives"], t.values)),
+                "params": t.params,
+                "test": _test_scores(t),
+            }
+            for t in pareto_front(study, settings)
+        ]
+    failed = {
+        str(t.number): t.user_attrs["fail_reason"]
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "FAIL" and "fail_reason" in t.user_attrs
+    }
     if failed:
         summary["fail_reasons"] = failed
     return summary
@@ -107,12 +116,12 @@ def log_plots(study, settings: dict[str, Any]) -> dict[str, str]:
         # fANOVA (variance explained) is direction-agnostic; Optuna 5's default (PED-ANOVA)
         # assumes lower is better whenever a target is given
         "param_importances": lambda: vis.plot_param_importances(
-            study, evaluator=FanovaImportanceEvaluator(seed=0), **target),
+            study, evaluator=FanovaImportanceEvaluator(seed=0), **target
+        ),
         "parallel_coordinate": lambda: vis.plot_parallel_coordinate(study, **target),
     }
     if len(settings["objectives"]) in (2, 3):
-        plots["pareto_front"] = lambda: vis.plot_pareto_front(
-            study, target_names=settings["objectives"])
+        plots["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=settings["objectives"])
     skipped = {}
     for name, draw in plots.items():
         if name == "param_importances" and len(completed(study)) < 2:

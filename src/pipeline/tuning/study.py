@@ -51,8 +51,9 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
     for key in ("n_trials", "n_workers"):
         if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
             raise ConfigError(f"tune.{key} must be a positive integer, got {merged[key]!r}.")
-    if merged["timeout"] is not None and not (isinstance(merged["timeout"], (int, float))
-                                              and merged["timeout"] > 0):
+    if merged["timeout"] is not None and not (
+        isinstance(merged["timeout"], (int, float)) and merged["timeout"] > 0
+    ):
         raise ConfigError(f"tune.timeout must be a positive number of seconds, got {merged['timeout']!r}.")
     merged.update(_objectives(merged))
     return merged
@@ -73,14 +74,17 @@ def _objectives(merged: dict[str, Any]) -> dict[str, Any]:
         # a cost (size, latency) is minimized; any other metric goes the experiment's way
         directions = ["minimize" if name in COSTS else merged["direction"] for name in objectives]
     if len(directions) != len(objectives):
-        raise ConfigError(f"tune.directions {directions} must have one entry per objective "
-                          f"{objectives}.")
+        raise ConfigError(f"tune.directions {directions} must have one entry per objective {objectives}.")
     if any(d not in DIRECTIONS for d in directions):
         raise ConfigError(f"tune.directions {directions}: each must be one of {', '.join(DIRECTIONS)}.")
     if len(set(objectives)) != len(objectives):
         raise ConfigError(f"tune.objectives {objectives} names a metric twice.")
-    return {"objectives": list(objectives), "directions": list(directions),
-            "metric": objectives[0], "direction": directions[0]}
+    return {
+        "objectives": list(objectives),
+        "directions": list(directions),
+        "metric": objectives[0],
+        "direction": directions[0],
+    }
 
 
 @contextlib.contextmanager
@@ -169,12 +173,26 @@ _START = "Start the database server, or fix the host or port"
 RDB_FAILURES = (
     (("connection refused",), "connection refused: nothing listens on {where}", _START),
     (("timeout", "timed out"), f"no answer from {{where}} in {CONNECT_SECONDS} s", _START),
-    (("could not translate host name", "name or service not known", "nodename nor servname",
-      "unknown mysql server host"), "unknown host {host}", "Fix the host name"),
-    (("authentication failed", "access denied", "no password supplied", 'role "'),
-     "authentication failed for user {user!r}", "Fix the user name or password"),
-    (('database "', "unknown database"), "database {database!r} does not exist on {where}",
-     "Create it (createdb {database}) or fix the database name"),
+    (
+        (
+            "could not translate host name",
+            "name or service not known",
+            "nodename nor servname",
+            "unknown mysql server host",
+        ),
+        "unknown host {host}",
+        "Fix the host name",
+    ),
+    (
+        ("authentication failed", "access denied", "no password supplied", 'role "'),
+        "authentication failed for user {user!r}",
+        "Fix the user name or password",
+    ),
+    (
+        ('database "', "unknown database"),
+        "database {database!r} does not exist on {where}",
+        "Create it (createdb {database}) or fix the database name",
+    ),
 )
 
 
@@ -189,33 +207,45 @@ def check_rdb(url: str) -> None:
     try:
         parsed = make_url(url)
     except (SQLAlchemyError, ValueError, TypeError) as error:
-        raise StorageError(f"tune.storage={shown} is not a database URL ({error}); write it as "
-                           "dialect+driver://user:password@host:port/database.") from None
+        raise StorageError(
+            f"tune.storage={shown} is not a database URL ({error}); write it as "
+            "dialect+driver://user:password@host:port/database."
+        ) from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":  # a file: connecting would create it
         folder = Path(parsed.database or ".").parent
         if not folder.is_dir():
-            raise StorageError(f"The study storage {shown} (tune.storage) cannot be created: the "
-                               f"folder {folder} does not exist. Create it or fix the path.")
+            raise StorageError(
+                f"The study storage {shown} (tune.storage) cannot be created: the "
+                f"folder {folder} does not exist. Create it or fix the path."
+            )
         return
     try:
-        engine = create_engine(parsed, connect_args={"connect_timeout": CONNECT_SECONDS}
-                               if backend in ("postgresql", "mysql") else {})
+        engine = create_engine(
+            parsed,
+            connect_args={"connect_timeout": CONNECT_SECONDS} if backend in ("postgresql", "mysql") else {},
+        )
     except ImportError as error:
-        raise StorageError(f"The study storage {shown} (tune.storage) needs the database driver "
-                           f"{error.name or error}, which is not installed here. Install it, or "
-                           f"name an installed driver in the URL ({backend}+<driver>://...).") from None
+        raise StorageError(
+            f"The study storage {shown} (tune.storage) needs the database driver "
+            f"{error.name or error}, which is not installed here. Install it, or "
+            f"name an installed driver in the URL ({backend}+<driver>://...)."
+        ) from None
     except SQLAlchemyError as error:
-        raise StorageError(f"The study storage {shown} (tune.storage) is not a database "
-                           f"SQLAlchemy knows ({error}). Fix the URL's dialect+driver:// part.") from None
+        raise StorageError(
+            f"The study storage {shown} (tune.storage) is not a database "
+            f"SQLAlchemy knows ({error}). Fix the URL's dialect+driver:// part."
+        ) from None
     try:
         with engine.connect():
             pass
     except SQLAlchemyError as error:
         what, fix = _rdb_failure(str(getattr(error, "orig", None) or error), parsed)
-        raise StorageError(f"The study storage {shown} (tune.storage) cannot be used: {what}. "
-                           f"{fix} in tune.storage, or leave tune.storage unset for a journal "
-                           "file under tune.dir.") from None
+        raise StorageError(
+            f"The study storage {shown} (tune.storage) cannot be used: {what}. "
+            f"{fix} in tune.storage, or leave tune.storage unset for a journal "
+            "file under tune.dir."
+        ) from None
     finally:
         engine.dispose()
 
@@ -239,8 +269,10 @@ def check_journal(path: Path, elsewhere: str = "tune.dir=<another folder>") -> N
     (A new tune.study_name would not help: its study lives in the same file, read whole.)"""
     if not path.exists():
         return  # a new study
-    fixes = (f"move it aside to start afresh (mv {shlex.quote(str(path))} "
-             f"{shlex.quote(str(path) + '.bad')}), or start a new study elsewhere with {elsewhere}")
+    fixes = (
+        f"move it aside to start afresh (mv {shlex.quote(str(path))} "
+        f"{shlex.quote(str(path) + '.bad')}), or start a new study elsewhere with {elsewhere}"
+    )
     try:
         with path.open("rb") as journal:
             for number, line in enumerate(journal, 1):
@@ -248,11 +280,14 @@ def check_journal(path: Path, elsewhere: str = "tune.dir=<another folder>") -> N
                     return
                 problem = _record_problem(line)
                 if problem:
-                    raise StorageError(f"The study journal {path} cannot be read: line {number} "
-                                       f"{problem}. To go on, {fixes}.")
+                    raise StorageError(
+                        f"The study journal {path} cannot be read: line {number} "
+                        f"{problem}. To go on, {fixes}."
+                    )
     except OSError as error:
-        raise StorageError(f"The study journal {path} cannot be read: {error.strerror}. Fix its "
-                           f"permissions, or {fixes}.") from None
+        raise StorageError(
+            f"The study journal {path} cannot be read: {error.strerror}. Fix its permissions, or {fixes}."
+        ) from None
 
 
 def _record_problem(line: bytes) -> str | None:
@@ -262,8 +297,7 @@ def _record_problem(line: bytes) -> str | None:
         return f"is not JSON ({error.msg} at column {error.colno})"
     except ValueError:  # not UTF-8
         return "is not JSON (not UTF-8 text)"
-    if not (isinstance(record, dict) and isinstance(record.get("op_code"), int)
-            and "worker_id" in record):
+    if not (isinstance(record, dict) and isinstance(record.get("op_code"), int) and "worker_id" in record):
         return "is not an Optuna journal record (a JSON object with op_code and worker_id)"
     return None
 
@@ -303,8 +337,10 @@ def repair_torn_journal(path: Path) -> str | None:
             os.fsync(journal.fileno())
     finally:
         lock.release()
-    return (f"{path} ended in a line cut off by a crash ({len(torn)} bytes); moved it to {aside}, "
-            "the study keeps every complete record")
+    return (
+        f"{path} ended in a line cut off by a crash ({len(torn)} bytes); moved it to {aside}, "
+        "the study keeps every complete record"
+    )
 
 
 def _ends_whole(path: Path) -> bool:
@@ -341,8 +377,11 @@ def _rdb_storage(url: str, stale_trial_callback, attempts: int = 5):
         try:
             with quiet_experimental():
                 return optuna.storages.RDBStorage(
-                    url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                    heartbeat_stale_trial_callback=stale_trial_callback)
+                    url,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    heartbeat_stale_trial_callback=stale_trial_callback,
+                )
         except (IntegrityError, ProgrammingError, OperationalError):
             if attempt == attempts:
                 raise
@@ -364,15 +403,21 @@ def open_study(settings: dict[str, Any], storage, *, pruner, seed: int, parallel
 
     directions = settings["directions"]
     study = optuna.create_study(
-        study_name=settings["study_name"], storage=storage, directions=directions,
-        sampler=make_sampler(seed, parallel), pruner=pruner, load_if_exists=True)
+        study_name=settings["study_name"],
+        storage=storage,
+        directions=directions,
+        sampler=make_sampler(seed, parallel),
+        pruner=pruner,
+        load_if_exists=True,
+    )
     stored = [d.name.lower() for d in study.directions]
     names = study.metric_names
     if stored != directions or (names is not None and names != settings["objectives"]):
         raise ConfigError(
             f"Study {study.study_name!r} optimizes {names or '?'} ({', '.join(stored)}); this run "
             f"asks for {settings['objectives']} ({', '.join(directions)}). Name a new study with "
-            f"tune.study_name=<name> (or another tune.dir), or keep the study's objectives.")
+            f"tune.study_name=<name> (or another tune.dir), or keep the study's objectives."
+        )
     if names is None:
         with quiet_experimental():
             study.set_metric_names(settings["objectives"])

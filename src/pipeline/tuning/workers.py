@@ -41,21 +41,31 @@ class Progress:
 
         self.study, self.settings, self.tune_run = study, settings, tune_run
         self.seen: set[int] = set()
-        self.bar = tqdm(total=total, desc=f"tune {settings['study_name']}", unit="trial",
-                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self.bar = tqdm(
+            total=total,
+            desc=f"tune {settings['study_name']}",
+            unit="trial",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        )
 
     def __call__(self, study=None, trial=None) -> None:  # also an Optuna callback
         self.refresh()
 
     def refresh(self) -> None:
-        trials = [t for t in self.study.get_trials(deepcopy=False)
-                  if t.state.is_finished() and t.user_attrs.get("tune_run") == self.tune_run]
+        trials = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.state.is_finished() and t.user_attrs.get("tune_run") == self.tune_run
+        ]
         new = [t for t in trials if t.number not in self.seen]
         for trial in new:
             self.seen.add(trial.number)
             if trial.state.name == "FAIL":
-                self.bar.write(f"trial #{trial.number} failed: "
-                               f"{trial.user_attrs.get('fail_reason', 'unknown reason')}")
+                self.bar.write(
+                    f"trial #{trial.number} failed: {trial.user_attrs.get('fail_reason', 'unknown reason')}"
+                )
         if new:
             self.bar.set_postfix_str(self.best(), refresh=False)
             self.bar.update(len(new))
@@ -87,8 +97,13 @@ def optimize(study, objective, n_trials: int, timeout: float | None, callbacks=(
     from pipeline.tuning.objective import TrialFailed
 
     with interrupts.deferred():
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(TrialFailed,),
-                       callbacks=[*callbacks, lambda study, trial: interrupts.check()])
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=(TrialFailed,),
+            callbacks=[*callbacks, lambda study, trial: interrupts.check()],
+        )
 
 
 @dataclass
@@ -110,18 +125,27 @@ def spawn(args: list[str], parent_run_id: str, seed: int, settings: dict) -> lis
     import pipeline
 
     src = str(Path(pipeline.__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
-           "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}  # exactly the parent's store
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [src, os.environ.get("PYTHONPATH")])),
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+    }  # exactly the parent's store
     if settings.get("storage"):
         env[STORAGE_ENV] = settings["storage"]  # a URL's password stays out of `ps`
     args = [a for a in args if not is_storage_override(a)]
     workers = []
     for index, share in enumerate(shares(settings["n_trials"], settings["n_workers"])):
         log = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "pipeline.tune", *args,
-                   f"--worker={parent_run_id},{share},{seed + index}"]
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                   env=env, start_new_session=True)
+        command = [
+            sys.executable,
+            "-m",
+            "pipeline.tune",
+            *args,
+            f"--worker={parent_run_id},{share},{seed + index}",
+        ]
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
+        )
         workers.append(Worker(index, process, log))
     return workers
 
@@ -140,8 +164,7 @@ def supervise(workers: list[Worker], progress: Progress) -> list[Worker]:
     for worker in failed:
         code = worker.process.returncode
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
-        cli.progress(f"worker {worker.index} (pid {worker.process.pid}) ended with {how}:\n"
-                     f"{worker.tail()}")
+        cli.progress(f"worker {worker.index} (pid {worker.process.pid}) ended with {how}:\n{worker.tail()}")
     return failed
 
 
@@ -186,5 +209,7 @@ def parse_worker_option(value: str) -> tuple[str, int, int]:
     except ValueError:
         from pipeline.errors import ConfigError
 
-        raise ConfigError(f"--worker={value}: expected <parent run id>,<n trials>,<seed> "
-                          "(set by the parent tune process, not by hand)") from None
+        raise ConfigError(
+            f"--worker={value}: expected <parent run id>,<n trials>,<seed> "
+            "(set by the parent tune process, not by hand)"
+        ) from None
