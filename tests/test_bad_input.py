@@ -56,6 +56,12 @@ CASES = [
     ("train", [f"{E}.transfer.train.transfer.seeds=0"], ["seeds=0"]),
     ("train", [f"{E}.transfer.train.transfer.frozen_epochs=-2"], ["frozen_epochs=-2", ">= 0"]),
     ("evaluate", [f"{E}.mc_dropout.train.mc.passes=0", "experiment=mc_dropout"], ["passes=0"]),
+    ("evaluate", [f"+{E}.wide_deep.bar.test_rmse_maximum=0.5"], ["test_rmse_maximum: not a rule", "_max"]),
+    (
+        "evaluate",
+        ["experiment=residual", f"+{E}.residual.bar.val_accuracy_above={{resnet: plain}}"],
+        ["'resnet' is neither a variant nor a group", "plain, residual"],
+    ),
     ("prepare", ["datasets.california_housing.split.test_size=1.5"], ["test_size=1.5", "fraction"]),
     ("prepare", ["datasets.california_housing.split.valid_size=0"], ["valid_size=0"]),
     ("tune", ["tune.n_trials=0"], ["tune.n_trials=0", ">= 1"]),
