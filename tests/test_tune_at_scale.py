@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 from conftest import ROOT, run_module
 from pipeline import config
 from pipeline.errors import ConfigError
+from pipeline.experiments.wide_deep import FEATURES
 from pipeline.tuning import recovery, study as study_mod, workers
 
 TIMEOUT = 900  # seconds; the machine is shared, a tiny trial can take a while under load
@@ -330,16 +331,7 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
     x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4]
     houses = pd.DataFrame(
         x,
-        columns=[
-            "MedInc",
-            "HouseAge",
-            "AveRooms",
-            "AveBedrms",
-            "Population",
-            "AveOccup",
-            "Latitude",
-            "Longitude",
-        ],
+        columns=list(FEATURES),
     )
     prediction = model.predict(houses)  # raw rows in, named columns out
     assert list(prediction.columns) == ["main", "aux"] and len(prediction) == 4
@@ -486,16 +478,7 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5]
     houses = pd.DataFrame(
         x,
-        columns=[
-            "MedInc",
-            "HouseAge",
-            "AveRooms",
-            "AveBedrms",
-            "Population",
-            "AveOccup",
-            "Latitude",
-            "Longitude",
-        ],
+        columns=list(FEATURES),
     )
     main = mlflow.pyfunc.load_model("models:/wide_deep@champion").predict(houses)["main"].to_numpy()
     assert main.shape == (5,) and np.all((main > 0) & (main < 6))  # house values, 100k$
