@@ -78,18 +78,19 @@ def run_module(
     )
 
 
-@pytest.fixture(scope="module")
-def prepared(mirror, tmp_path_factory) -> Path:
-    """A working folder with California housing prepared in data/ (what the stages read)."""
-    folder = tmp_path_factory.mktemp("work")
+def prepare_in(folder: Path, mirror: Path, dataset: str) -> Path:
+    """``folder`` with ``dataset`` prepared in its data/ (what the stages read)."""
     result = run_module(
-        "pipeline.prepare",
-        "dataset=california_housing",
-        cwd=folder,
-        env={"PIPELINE_DATA_MIRROR": str(mirror)},
+        "pipeline.prepare", f"dataset={dataset}", cwd=folder, env={"PIPELINE_DATA_MIRROR": str(mirror)}
     )
     assert result.returncode == 0, result.stderr
     return folder
+
+
+@pytest.fixture(scope="module")
+def prepared(mirror, tmp_path_factory) -> Path:
+    """A working folder with California housing prepared in data/ (what the stages read)."""
+    return prepare_in(tmp_path_factory.mktemp("work"), mirror, "california_housing")
 
 
 def run_stages(name: str, workdir: Path, env: dict, *overrides: str) -> dict:

@@ -30,6 +30,10 @@ class StorageError(PipelineError):
     login, a journal file that cannot be read. Raised before any work; no password in it."""
 
 
+class WorkerDied(PipelineError):
+    """A worker process ended without a result (killed, out of memory, a crash in native code)."""
+
+
 class TrainingDiverged(PipelineError):
     """The loss became NaN or infinite; the model must not be saved as if it were good."""
 

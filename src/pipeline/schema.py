@@ -135,7 +135,7 @@ PARENT_RULES: dict[tuple[str, str], Rule] = {
 
 def check(cfg: DictConfig) -> None:
     """Raise ConfigError listing every value that breaks a rule (nothing if all is well)."""
-    errors = [*_experiment_errors(cfg), *_tune_errors(cfg)]
+    errors = [*_experiment_errors(cfg), *_tune_errors(cfg), *_train_errors(cfg)]
     if errors:
         shown = errors[:MAX_ERRORS]
         more = len(errors) - len(shown)
@@ -185,6 +185,13 @@ def _tune_errors(cfg: DictConfig) -> Iterator[str]:
         value = tune.get(key)
         if value is not None and not rule.check(value):
             yield f"tune.{key}={value!r}: must be {rule.says}"
+
+
+def _train_errors(cfg: DictConfig) -> Iterator[str]:
+    """The invocation's ``train.*`` settings (``workers``: null means one per core)."""
+    workers = _plain(cfg.get("train")).get("workers")
+    if workers is not None and not whole_at_least(1).check(workers):
+        yield f"train.workers={workers!r}: must be {whole_at_least(1).says} (or null: one per core)"
 
 
 def _space_errors(prefix: str, tune: Mapping[str, Any]) -> Iterator[str]:

@@ -112,13 +112,16 @@ def run(
     tags: Mapping[str, str] | None = None,
     nested: bool = False,
     run_id: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
-    """An MLflow run that always ends: FINISHED on success, FAILED (or KILLED on Ctrl-C) if not."""
+    """An MLflow run that always ends: FINISHED on success, FAILED (or KILLED on Ctrl-C) if not.
+    ``parent_run_id`` nests it under a run of another process (a stage's worker)."""
     active = mlflow.start_run(
         run_id=run_id,
         run_name=None if run_id else name,
         experiment_id=experiment_id,
         nested=nested,
+        parent_run_id=parent_run_id,
         tags=dict(tags or {}),
     )
     try:
@@ -131,6 +134,20 @@ def run(
         raise
     else:
         mlflow.end_run("FINISHED")
+
+
+def fail_unfinished_children(experiment_id: str, parent_run_id: str) -> None:
+    """End as FAILED the runs under ``parent_run_id`` (and theirs) still RUNNING because the
+    worker process that had them died: nobody else would end them."""
+    client = mlflow.MlflowClient()
+    parents = [parent_run_id]
+    while parents:
+        parent = parents.pop()
+        for child in client.search_runs(
+            [experiment_id], f"tags.`mlflow.parentRunId` = '{parent}' and attributes.status = 'RUNNING'"
+        ):
+            client.set_terminated(child.info.run_id, "FAILED")
+            parents.append(child.info.run_id)
 
 
 class MlflowLogger:

@@ -11,6 +11,8 @@ files under ``tensorboard/`` when the variant's ``train.tensorboard`` asks.
 Writes models/<experiment>/<variant>.keras, <variant>.metrics.json and runs.json (variant -> run
 id and logged model, read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots),
 all atomically: a failure or Ctrl-C leaves the previous outputs as they were.
+The variants train side by side in ``train.workers`` processes (null: one per core; 1: here,
+one after the other), with the same numbers either way: pipeline.pool.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from pipeline.config import load
 
 def main(args: list[str]) -> int:
     cfg = load(args)  # bad input stops here, before TensorFlow is imported
-    from pipeline import layout, tracking
+    from pipeline import layout, pool, tracking
+    from pipeline.errors import WorkerDied
     from pipeline.io import atomic_dir, write_json
     from pipeline.stage import StageContext
 
     stage = StageContext.open("train", cfg)
+    variants = stage.variants()
     runs: dict[str, str] = {}
     models: dict[str, str] = {}
     with (
@@ -38,28 +42,41 @@ def main(args: list[str]) -> int:
         atomic_dir(layout.history(stage.name)) as history_dir,
         tracking.run("train", experiment_id=stage.experiment_id, tags=stage.tags) as parent,
     ):
-        variants = stage.variants()
-        for index, variant in enumerate(variants, start=1):
-            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant} ...")
-            runs[variant], models[variant], trained = train_and_log(stage, variant, model_dir, history_dir)
-            cli.progress(f"train {stage.name} [{index}/{len(variants)}] {variant}: " + result_line(trained))
+        tasks = [(variant, model_dir, history_dir, parent.info.run_id) for variant in variants]
+        trained = pool.run(stage, train_and_log, tasks, workers=cfg.train.workers, describe=lambda t: t[0])
+        try:
+            for done, (index, (run_id, model_id, line)) in enumerate(trained, start=1):
+                runs[variants[index]], models[variants[index]] = run_id, model_id
+                cli.progress(f"train {stage.name} [{done}/{len(variants)}] {variants[index]}: {line}")
+        except WorkerDied:
+            tracking.fail_unfinished_children(stage.experiment_id, parent.info.run_id)
+            raise
         write_json(
             model_dir / layout.run_record(stage.name).name,
-            {"parent_run_id": parent.info.run_id, "variants": runs, "models": models},
+            {
+                "parent_run_id": parent.info.run_id,
+                "variants": {v: runs[v] for v in variants},  # in the config's order, however they ran
+                "models": {v: models[v] for v in variants},
+            },
         )
     return 0
 
 
-def train_and_log(stage, variant: str, model_dir: Path, history_dir: Path):
-    """One variant's child run: train, then log and write what it made; (run id, model id, trained)."""
+def train_and_log(stage, variant: str, model_dir: Path, history_dir: Path, parent_run_id: str):
+    """One variant's child run of ``parent_run_id``: train, then log and write what it made
+    (into the stage's temporary folders); (run id, logged model id, result line). It runs in
+    this process or in a worker (pipeline.pool), with the worker's own ``stage``."""
     import mlflow.keras
 
     from pipeline import layout, plots, tracking, training
     from pipeline.io import save_keras_model, write_json
 
+    cli.progress(f"train {stage.name} {variant} ...")
     exp_cfg, tags = stage.exp_cfg, {**stage.tags, "pipeline.variant": variant}
     with (
-        tracking.run(variant, experiment_id=stage.experiment_id, nested=True, tags=tags) as child,
+        tracking.run(
+            variant, experiment_id=stage.experiment_id, nested=True, parent_run_id=parent_run_id, tags=tags
+        ) as child,
         tracking.artifact_dir("tensorboard") as tensorboard_dir,
     ):
         tracking.log_params(stage.experiment.flat_params(exp_cfg, variant))
@@ -98,7 +115,7 @@ def train_and_log(stage, variant: str, model_dir: Path, history_dir: Path):
         )
         save_keras_model(trained.model, model_dir / layout.model_file(stage.name, variant).name)
         logged = tracking.log_servable(stage.experiment.servable(exp_cfg, variant, trained.model, stage.data))
-        return child.info.run_id, logged.model_id, trained
+        return child.info.run_id, logged.model_id, result_line(trained)
 
 
 def result_line(trained) -> str:
