@@ -300,8 +300,8 @@ def test_failed_trials_keep_their_reason_and_the_study_goes_on(tiny, tracking_st
 
 def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
     """val_rmse vs model size: the Pareto front is plotted and listed in best_params.json; the
-    trial with the best val_rmse is retrained and registered as wide_deep@champion, which
-    loads through mlflow.pyfunc and predicts."""
+    trial with the best val_rmse is registered as wide_deep@champion (its own model, not
+    retrained), which loads through mlflow.pyfunc and predicts."""
     from pipeline import tune
 
     folder, args = tiny
@@ -326,6 +326,8 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
 
     version = client.get_model_version_by_alias("wide_deep", "champion")
     assert version.run_id == parent.info.run_id and version.tags["optuna.trial"] == str(best["best_trial"])
+    assert parent.data.tags["champion.retrained"] == "false"  # the trial's own model, its own score
+    assert parent.data.metrics["champion_val_rmse"] == best["best_value"]
     assert Path(mlflow.artifacts.download_artifacts(version.source), "MLmodel").is_file()
     model = mlflow.pyfunc.load_model("models:/wide_deep@champion")
     x = np.load(folder / "data/california_housing/arrays.npz")["x_test"][:4]
@@ -475,6 +477,10 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     assert len(children) == 2
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/param_importances.png"} <= plots
+    # the best trial ran in a worker: its parameters are trained again, to the trial's score
+    assert parent.data.tags["champion.retrained"] == "true"
+    metric = best["metric"]
+    assert parent.data.metrics[f"champion_{metric}"] == pytest.approx(best["best_value"], rel=1e-4)
     x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5]
     houses = pd.DataFrame(
         x,

@@ -19,8 +19,9 @@ short has that line moved to study.journal.torn and resumes with every complete 
 
 One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
 child run per trial. A new study's first trial is the configured (untuned) model. The best
-trial (by the first objective) is retrained, logged on the parent run and registered as a new
-version of the model <experiment>: it becomes ``models:/<experiment>@champion`` if it beats the
+trial's model (by the first objective; kept from when the trial ran, retrained only if it ran
+in another process) is logged on the parent run and registered as a new version of the model
+<experiment>: it becomes ``models:/<experiment>@champion`` if it beats the
 current champion on validation, else ``@challenger`` (unless tune.register=false). The best
 parameters, with the best trial's test-set score (never used for selection) and, for several
 objectives, the Pareto front, are written to <dir>/<experiment>/best_params.json.
@@ -90,10 +91,10 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     ) as parent:
         tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
         try:
-            failed_workers = run_trials(study, context, args, parent.info.run_id, seed)
+            failed_workers, kept = run_trials(study, context, args, parent.info.run_id, seed)
         finally:
             recover(study, context, mine=True)  # a worker SIGKILLed just now, a Ctrl-C
-        summary = finish(context, study, settings)
+        summary = finish(context, study, settings, kept)
         write_json(best_params_file(cfg, settings), summary)
     print_result(cfg, study, settings, summary)
     if failed_workers:
@@ -182,8 +183,9 @@ def recover(study, context, mine: bool = False) -> None:
     recovery.close_orphan_runs(context.experiment_id)
 
 
-def run_trials(study, context, args: list[str], parent_run_id: str, seed: int) -> int:
-    """N trials, here or in K worker processes; the number of workers that failed."""
+def run_trials(study, context, args: list[str], parent_run_id: str, seed: int):
+    """N trials, here or in K worker processes; (the number of workers that failed, the best
+    trial run here with its model or None)."""
     import mlflow
 
     from pipeline.tuning import workers
@@ -193,19 +195,21 @@ def run_trials(study, context, args: list[str], parent_run_id: str, seed: int) -
     progress = workers.Progress(study, settings, parent_run_id, settings["n_trials"])
     try:
         if settings["n_workers"] == 1:
-            workers.run_here(study, Objective(context, parent_run_id), settings, progress)
-            return 0
+            objective = Objective(context, parent_run_id)
+            workers.run_here(study, objective, settings, progress)
+            return 0, objective.kept
         spawned = workers.spawn(args, parent_run_id, seed, settings)
         failed = len(workers.supervise(spawned, progress))
         if failed:
             mlflow.set_tag("tune.failed_workers", str(failed))
-        return failed
+        return failed, None
     finally:
         progress.close()
 
 
-def finish(context, study, settings: dict) -> dict:
-    """Summary, plots and champion on the parent run (the active run)."""
+def finish(context, study, settings: dict, kept=None) -> dict:
+    """Summary, plots and champion on the parent run (the active run); ``kept``: the best
+    trial run in this process, whose model the champion is if it is the study's best."""
     import mlflow
 
     from pipeline import tracking
@@ -217,7 +221,7 @@ def finish(context, study, settings: dict) -> dict:
     for plot, why in report.log_plots(study, settings).items():
         cli.progress(f"tune {context.cfg.experiment}: plot {plot} skipped: {why}")
     if settings["register"]:
-        champion = register_champion(context, report.champion_trial(study, settings))
+        champion = register_champion(context, report.champion_trial(study, settings), kept)
         summary["champion"] = {k: v for k, v in champion.items() if k != "scores"}
     mlflow.log_dict(summary, "best_params.json")
     return summary

@@ -1,11 +1,14 @@
-"""The search's result as a model people can load: the best trial retrained, logged on the
+"""The search's result as a model people can load: the best trial's model, logged on the
 parent run and registered as a new version of ``<experiment>``, which becomes
 ``models:/<experiment>@champion`` only if it beats the current champion on validation (else
 ``@challenger``).
 
-Retraining (rather than logging every trial's model) stores one model per search instead of
-one per trial; training is seeded and deterministic, so the retrained model scores what the
-trial scored (the parent run logs both, ``champion_*`` metrics beside ``best_value``).
+The model is the one the trial trained, kept in memory by the objective while the study ran
+(one model per search is logged, not one per trial), so the study ends without training
+anything again. Only when the best trial ran elsewhere (in a worker process, or in an earlier
+invocation of a resumed study) is its config retrained: training is seeded and deterministic,
+so the retrained model scores what the trial scored (the parent run logs both, ``champion_*``
+metrics beside ``best_value``, and a note is printed if they differ).
 """
 
 from __future__ import annotations
@@ -14,31 +17,26 @@ import math
 from typing import Any
 
 from pipeline import cli
-from pipeline.tuning.objective import Context
+from pipeline.tuning.objective import Context, Kept
 from pipeline.tuning.space import suggest
 
 
-def register_champion(context: Context, trial) -> dict[str, Any]:
-    """Retrain ``trial``'s config, log its model on the active run, register it and promote it
-    if it is better; {name, version, alias, uri, previous, scores}."""
-    import keras
+def register_champion(context: Context, trial, kept: Kept | None = None) -> dict[str, Any]:
+    """Log ``trial``'s model on the active run (``kept``'s if it is that trial, else retrained),
+    register it and promote it if it is better; {name, version, alias, uri, previous, scores}."""
     import mlflow
-    import optuna
 
     from pipeline import tracking
 
     settings = context.settings
-    keras.backend.clear_session()
-    trained, run_cfg, scores = context.train(
-        suggest(optuna.trial.FixedTrial(trial.params), context.exp_cfg, context.variant)
-    )
+    if kept is not None and kept.number == trial.number:
+        trained, run_cfg, scores = kept.trained, kept.run_cfg, kept.scores
+        mlflow.set_tag("champion.retrained", "false")
+    else:
+        trained, run_cfg, scores = retrain(context, trial)
+        mlflow.set_tag("champion.retrained", "true")
     tracking.log_metrics({f"champion_{k}": v for k, v in scores.items()})
-    retrained = float(scores.get(settings["metric"], math.nan))
-    if not math.isclose(retrained, trial.values[0], rel_tol=1e-4, abs_tol=1e-6):
-        cli.progress(
-            f"note: the retrained champion scores {settings['metric']} {retrained:.5g}, "
-            f"trial {trial.number} scored {trial.values[0]:.5g} (non-deterministic ops?)"
-        )
+    value = float(scores.get(settings["metric"], math.nan))
     logged = tracking.log_servable(
         context.experiment.servable(run_cfg, context.variant, trained.model, context.data)
     )
@@ -48,7 +46,7 @@ def register_champion(context: Context, trial) -> dict[str, Any]:
         logged.model_uri,
         name,
         metric=settings["metric"],
-        value=retrained,
+        value=value,
         direction=settings["direction"],
         tags={
             **context.tags,
@@ -68,7 +66,27 @@ def register_champion(context: Context, trial) -> dict[str, Any]:
         previous = registered["previous"]
         cli.progress(
             f"tune {name}: version {registered['version']} ({settings['metric']} "
-            f"{retrained:.5g}) does not beat champion version {previous['version']} "
+            f"{value:.5g}) does not beat champion version {previous['version']} "
             f"({previous['metric']} {previous['value']:.5g}): registered as @challenger"
         )
     return {**registered, "scores": scores}
+
+
+def retrain(context: Context, trial):
+    """``trial``'s config trained again (a trial that ran in another process); (trained,
+    resolved config, scores), with a note if it does not score what the trial scored."""
+    import keras
+    import optuna
+
+    keras.backend.clear_session()
+    trained, run_cfg, scores = context.train(
+        suggest(optuna.trial.FixedTrial(trial.params), context.exp_cfg, context.variant)
+    )
+    metric = context.settings["metric"]
+    value = float(scores.get(metric, math.nan))
+    if not math.isclose(value, trial.values[0], rel_tol=1e-4, abs_tol=1e-6):
+        cli.progress(
+            f"note: the retrained champion scores {metric} {value:.5g}, "
+            f"trial {trial.number} scored {trial.values[0]:.5g} (non-deterministic ops?)"
+        )
+    return trained, run_cfg, scores

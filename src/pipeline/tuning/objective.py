@@ -88,14 +88,35 @@ class Context:
         return costs
 
 
+@dataclass
+class Kept:
+    """A complete trial's trained model, kept so that the champion is not trained again."""
+
+    number: int
+    value: float  # its first objective, the one the champion is chosen by
+    trained: Any
+    run_cfg: DictConfig
+    scores: dict[str, Any]
+
+
 class Objective:
-    """Optuna's objective: returns one value per objective; raises TrialPruned or TrialFailed."""
+    """Optuna's objective: returns one value per objective; raises TrialPruned or TrialFailed.
+
+    ``kept`` is the best complete trial this process ran (by the first objective, as
+    report.champion_trial chooses), with its model: the champion, unless a better trial ran
+    in another process or invocation."""
 
     def __init__(self, context: Context, parent_run_id: str) -> None:
         self.context, self.parent_run_id = context, parent_run_id
         settings = context.settings
         # Optuna cannot prune a multi-objective trial (Trial.report is single-objective only)
         self.prunes = len(settings["objectives"]) == 1 and settings["pruner"] != "none"
+        self.kept: Kept | None = None
+
+    def keep(self, number: int, value: float, trained, run_cfg: DictConfig, scores: dict) -> None:
+        minimize = self.context.settings["directions"][0] == "minimize"
+        if self.kept is None or (value < self.kept.value if minimize else value > self.kept.value):
+            self.kept = Kept(number, value, trained, run_cfg, scores)
 
     def __call__(self, trial):
         import optuna
@@ -166,13 +187,14 @@ class Objective:
             from optuna_integration import KerasPruningCallback
 
             callbacks.insert(0, KerasPruningCallback(trial, ctx.experiment.monitor))
-        trained, _, scores = ctx.train(trial_cfg, callbacks)
+        trained, run_cfg, scores = ctx.train(trial_cfg, callbacks)
         for key, value in scores.items():
             if key.startswith("test_"):  # reported for the best trial, never optimized
                 trial.set_user_attr(key, value)
         trial.set_user_attr("epochs", trained.fit.epochs)
         tracking.log_metrics(scores)
         values = objective_values(scores, ctx.settings["objectives"])
+        self.keep(trial.number, values[0], trained, run_cfg, scores)  # complete: the values are valid
         return values[0] if len(values) == 1 else values
 
 
