@@ -33,6 +33,26 @@ def test_deep_mlp_options(activation, images):
     assert model.predict(images["x_test"][:3], verbose=0).shape == (3, 10)
 
 
+@pytest.mark.parametrize(
+    "initializer", ["he_normal", {"class_name": "VarianceScaling", "config": {"scale": 2.0}}]
+)
+def test_same_shaped_layers_start_from_different_kernels(initializer, images):
+    """Transfer's 50-50-50 layers: one initializer object shared by all layers draws its seed
+    once in Keras 3 and gave them equal kernels; each layer has its own now, seeded all the same."""
+    keras.utils.set_random_seed(0)
+    model = build_deep_mlp(
+        x_train=images["x_train"], n_outputs=10, hidden=[300, 100, 50, 50, 50], initializer=initializer
+    )
+    kernels = [model.get_layer(f"hidden{i}").kernel.numpy() for i in (4, 5)]
+    assert kernels[0].shape == kernels[1].shape == (50, 50)
+    assert not np.array_equal(*kernels)
+    keras.utils.set_random_seed(0)
+    again = build_deep_mlp(
+        x_train=images["x_train"], n_outputs=10, hidden=[300, 100, 50, 50, 50], initializer=initializer
+    )
+    assert np.array_equal(again.get_layer("hidden4").kernel.numpy(), kernels[0])  # seeded
+
+
 def test_schedules_follow_the_note():
     power = make_schedule({"kind": "power", "initial": 0.01, "decay": 1e-4}, steps_per_epoch=100)
     assert float(power(10_000)) == pytest.approx(0.01 / 2)

@@ -202,9 +202,10 @@ def build_deep_mlp(
         x = norm(keras.layers.Flatten(name="flatten")(inputs))
     else:
         x = keras.layers.Flatten(name="flatten")(keras.layers.Rescaling(1 / 255, name="rescale")(inputs))
-    # every Dense, the output too, gets these, and one initializer object
+    # every Dense, the output too, gets these; each its own initializer: a Keras 3 initializer
+    # object draws its seed once, so one shared object gave same-shaped layers equal kernels
     every_dense = dict(
-        initializer=make_initializer(initializer),
+        initializer=initializer,
         kernel_l2=l2,
         max_norm=max_norm,
         batch_norm=batch_norm,
