@@ -60,10 +60,6 @@ class StageContext:
         return int(self.cfg.seed)
 
     @property
-    def hashes(self) -> dict[str, str]:
-        return self.info["sha256"]
-
-    @property
     def data_origin(self) -> str:
         """Where the raw data comes from (the URL a logged dataset input names)."""
         from pipeline.data.sources import get_source

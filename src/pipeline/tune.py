@@ -86,7 +86,7 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     seed = resume(study, context)
     with tracking.run(
         f"tune-{study.study_name}",
-        experiment_id=context.experiment_id,
+        experiment_id=context.stage.experiment_id,
         tags={**context.tags, **recovery.process_tags()},
     ) as parent:
         tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
@@ -126,11 +126,11 @@ def resume(study, context) -> int:
     if not already:
         warm_start(study, context)
     # another seed per invocation: a resumed study must not re-sample the first one's points
-    seed = int(context.cfg.seed) + already
+    seed = context.stage.seed + already
     study.sampler = make_sampler(seed, parallel=settings["n_workers"] > 1)
     n_workers = settings["n_workers"]
     cli.progress(
-        f"tune {context.cfg.experiment}: study {study.study_name!r} has {already} trials; "
+        f"tune {context.stage.name}: study {study.study_name!r} has {already} trials; "
         f"running {settings['n_trials']} more (pruner {settings['pruner']}, "
         f"{n_workers} worker{'s' if n_workers > 1 else ''})"
     )
@@ -158,10 +158,10 @@ def warm_start(study, context) -> None:
     never be worse than what the train stage trained with the same settings."""
     from pipeline.tuning.space import configured_point
 
-    point, outside = configured_point(context.exp_cfg, context.variant)
+    point, outside = configured_point(context.stage.exp_cfg, context.variant)
     study.enqueue_trial(point, user_attrs={"warm_start": "configured"}, skip_if_exists=True)
     cli.progress(
-        f"tune {context.cfg.experiment}: trial 0 is the configured model"
+        f"tune {context.stage.name}: trial 0 is the configured model"
         + (f" (sampled for {', '.join(outside)}: outside the space)" if outside else "")
     )
 
@@ -179,8 +179,8 @@ def recover(study, context, mine: bool = False) -> None:
     from pipeline.tuning import recovery
 
     for number, reason in recovery.recover_stale_trials(study, mine=mine):
-        cli.progress(f"tune {context.cfg.experiment}: trial #{number} failed: {reason}; queued again")
-    recovery.close_orphan_runs(context.experiment_id)
+        cli.progress(f"tune {context.stage.name}: trial #{number} failed: {reason}; queued again")
+    recovery.close_orphan_runs(context.stage.experiment_id)
 
 
 def run_trials(study, context, args: list[str], parent_run_id: str, seed: int):
@@ -219,7 +219,7 @@ def finish(context, study, settings: dict, kept=None) -> dict:
     summary = report.summarize(study, settings)
     tracking.log_metrics({"best_value": summary["best_value"], **summary["best_test"]})
     for plot, why in report.log_plots(study, settings).items():
-        cli.progress(f"tune {context.cfg.experiment}: plot {plot} skipped: {why}")
+        cli.progress(f"tune {context.stage.name}: plot {plot} skipped: {why}")
     if settings["register"]:
         champion = register_champion(context, report.champion_trial(study, settings), kept)
         summary["champion"] = {k: v for k, v in champion.items() if k != "scores"}

@@ -38,10 +38,10 @@ def register_champion(context: Context, trial, kept: Kept | None = None) -> dict
     tracking.log_metrics({f"champion_{k}": v for k, v in scores.items()})
     value = float(scores.get(settings["metric"], math.nan))
     logged = tracking.log_servable(
-        context.experiment.servable(run_cfg, context.variant, trained.model, context.data)
+        context.stage.experiment.servable(run_cfg, context.variant, trained.model, context.stage.data)
     )
     tracking.log_metrics(scores, model_id=logged.model_id)
-    name = context.cfg.experiment
+    name = context.stage.name
     registered = tracking.register_and_promote(
         logged.model_uri,
         name,
@@ -80,7 +80,7 @@ def retrain(context: Context, trial):
 
     keras.backend.clear_session()
     trained, run_cfg, scores = context.train(
-        suggest(optuna.trial.FixedTrial(trial.params), context.exp_cfg, context.variant)
+        suggest(optuna.trial.FixedTrial(trial.params), context.stage.exp_cfg, context.variant)
     )
     metric = context.settings["metric"]
     value = float(scores.get(metric, math.nan))

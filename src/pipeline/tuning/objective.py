@@ -17,6 +17,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from pipeline.errors import ConfigError, TrainingDiverged
+from pipeline.stage import StageContext
 from pipeline.tuning.recovery import process_tags, this_process
 from pipeline.tuning.space import suggest
 
@@ -29,32 +30,23 @@ class TrialFailed(Exception):
 
 @dataclass
 class Context:
-    """What every trial of a process shares: config, data, experiment code, MLflow ids."""
+    """What every trial of a process shares: the tune stage's context (config, data, experiment
+    code, MLflow ids and tags) and the invocation's tune settings."""
 
-    cfg: DictConfig
-    exp_cfg: DictConfig
+    stage: StageContext
     settings: dict[str, Any]
-    experiment: Any
-    data: dict
-    experiment_id: str
-    tags: dict[str, str]
 
     @classmethod
     def load(cls, cfg: DictConfig, settings: dict[str, Any]) -> "Context":
         """The stage context (tracking checked first, data, tags) and the variant to search."""
-        from pipeline.stage import StageContext
-
         stage = StageContext.open("tune", cfg)
         stage.experiment.variant_config(stage.exp_cfg, settings["variant"])  # it exists
-        return cls(
-            cfg,
-            stage.exp_cfg,
-            settings,
-            stage.experiment,
-            stage.data,
-            stage.experiment_id,
-            {**stage.tags, "optuna.study": settings["study_name"]},
-        )
+        return cls(stage, settings)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The stage's tags and the study's name, on every run of the search."""
+        return {**self.stage.tags, "optuna.study": self.settings["study_name"]}
 
     @property
     def variant(self) -> str:
@@ -62,13 +54,13 @@ class Context:
 
     def train(self, trial_cfg: DictConfig, callbacks=()):
         """Train the variant with the trial's config; (trained, resolved config, scores)."""
-        trained = self.experiment.train_variant(
-            trial_cfg, self.variant, self.data, seed=int(self.cfg.seed), callbacks=list(callbacks)
+        trained = self.stage.experiment.train_variant(
+            trial_cfg, self.variant, self.stage.data, seed=self.stage.seed, callbacks=list(callbacks)
         )
-        run_cfg = self.experiment.resolve(trial_cfg, self.variant)
+        run_cfg = self.stage.experiment.resolve(trial_cfg, self.variant)
         scores = {
             **trained.metrics,
-            **self.experiment.evaluation(run_cfg, self.variant, trained.model, self.data),
+            **self.stage.experiment.evaluation(run_cfg, self.variant, trained.model, self.stage.data),
             **self.costs(trained.model, run_cfg),
         }
         return trained, run_cfg, scores
@@ -77,7 +69,7 @@ class Context:
         """Size always (free); prediction latency only when it is an objective (it costs)."""
         costs = {"n_params": float(model.count_params())}
         if "latency_ms" in self.settings["objectives"]:
-            example = self.experiment.input_example(run_cfg, self.variant, self.data, rows=1000)
+            example = self.stage.experiment.input_example(run_cfg, self.variant, self.stage.data, rows=1000)
             model.predict(example, batch_size=1000, verbose=0)  # warm-up: tracing
             times = []
             for _ in range(3):
@@ -155,7 +147,7 @@ class Objective:
         }
         with tracking.run(
             f"trial-{trial.number}",
-            experiment_id=ctx.experiment_id,
+            experiment_id=ctx.stage.experiment_id,
             nested=mlflow.active_run() is not None,
             tags=tags,
         ) as run:
@@ -180,13 +172,13 @@ class Objective:
         from pipeline import tracking
 
         ctx = self.context
-        trial_cfg = suggest(trial, ctx.exp_cfg, ctx.variant)
+        trial_cfg = suggest(trial, ctx.stage.exp_cfg, ctx.variant)
         tracking.log_params(trial.params)
         callbacks = [mlflow.keras.MlflowCallback()]
         if self.prunes:
             from optuna_integration import KerasPruningCallback
 
-            callbacks.insert(0, KerasPruningCallback(trial, ctx.experiment.monitor))
+            callbacks.insert(0, KerasPruningCallback(trial, ctx.stage.experiment.monitor))
         trained, run_cfg, scores = ctx.train(trial_cfg, callbacks)
         for key, value in scores.items():
             if key.startswith("test_"):  # reported for the best trial, never optimized
