@@ -11,8 +11,8 @@ files under ``tensorboard/`` when the variant's ``train.tensorboard`` asks.
 Writes models/<experiment>/<variant>.keras, <variant>.metrics.json and runs.json (variant -> run
 id and logged model, read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots),
 all atomically: a failure or Ctrl-C leaves the previous outputs as they were.
-The variants train side by side in ``train.workers`` processes (null: one per core; 1: here,
-one after the other), with the same numbers either way: pipeline.pool.
+The variants train side by side in ``train.workers`` processes (null: one per core; 1: one
+after the other in one worker), with the same numbers either way: pipeline.pool.
 """
 
 from __future__ import annotations

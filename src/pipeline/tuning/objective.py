@@ -106,8 +106,10 @@ class Objective:
         self.kept: Kept | None = None
 
     def keep(self, number: int, value: float, trained, run_cfg: DictConfig, scores: dict) -> None:
-        minimize = self.context.settings["directions"][0] == "minimize"
-        if self.kept is None or (value < self.kept.value if minimize else value > self.kept.value):
+        from pipeline.tracking import better
+
+        direction = self.context.settings["directions"][0]
+        if self.kept is None or better(value, self.kept.value, direction):
             self.kept = Kept(number, value, trained, run_cfg, scores)
 
     def __call__(self, trial):
