@@ -236,6 +236,9 @@ def test_train_logs_to_an_mlflow_server(prepared, mlflow_server, tmp_path):
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags["pipeline.stage"] == "train"
+    # logged by the parent before its workers start (the workaround in train.main)
+    (dataset,) = client.get_run(parents[0].info.run_id).inputs.dataset_inputs
+    assert dataset.dataset.name == "california_housing"
     children = {r.data.tags["pipeline.variant"]: r for r in runs if "mlflow.parentRunId" in r.data.tags}
     assert set(children) == VARIANTS
     for run in children.values():

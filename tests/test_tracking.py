@@ -35,3 +35,46 @@ def test_commit_is_dirty_for_code_changes_but_not_for_what_dvc_repro_writes(tmp_
 
 def test_commit_outside_a_repository_is_unknown(tmp_path):
     assert git_commit(tmp_path / "missing") == "unknown"
+
+
+def test_mlflow_sql_store_still_fails_one_of_two_runs_logging_a_new_dataset_at_once(tmp_path):
+    """The upstream race train.main works around by logging the dataset on the parent run before
+    its workers start (see tracking.log_dataset): the store looks the dataset up, then inserts
+    it. Here another run inserts the same dataset in between, just before this run's INSERT, as
+    a second worker would. When this test fails, MLflow has fixed the race and the parent's
+    log_dataset may go (the parent run keeps a Datasets entry either way)."""
+    import sqlite3
+
+    import sqlalchemy
+    from mlflow.entities import Dataset, DatasetInput
+    from mlflow.exceptions import MlflowException
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    db = tmp_path / "mlflow.db"
+    store = SqlAlchemyStore(f"sqlite:///{db}", (tmp_path / "artifacts").as_uri())
+    experiment_id = store.create_experiment("race")
+    run = store.create_run(experiment_id, user_id="t", start_time=0, tags=[], run_name="worker")
+
+    raced = []
+
+    def another_worker_inserts_first(conn, cursor, statement, *_):
+        if statement.lstrip().upper().startswith("INSERT INTO DATASETS") and not raced:
+            raced.append(statement)
+            with sqlite3.connect(db) as other:
+                other.execute(
+                    "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, "
+                    "dataset_source_type, dataset_source) VALUES ('other', ?, 'data', 'abc', 'http', '{}')",
+                    (int(experiment_id),),
+                )
+
+    sqlalchemy.event.listen(store.engine, "before_cursor_execute", another_worker_inserts_first)
+    dataset = Dataset(name="data", digest="abc", source_type="http", source="{}")
+    try:
+        store.log_inputs(run.info.run_id, datasets=[DatasetInput(dataset, tags=[])])
+    except MlflowException as error:
+        assert "UNIQUE constraint failed: datasets" in str(error)
+    else:
+        raise AssertionError("MLflow now survives the race: train.main's parent log_dataset may go")
+    finally:
+        sqlalchemy.event.remove(store.engine, "before_cursor_execute", another_worker_inserts_first)
+    assert raced

@@ -289,7 +289,13 @@ def log_servable(servable, name: str = "model", tags: Mapping[str, str] | None =
 def log_dataset(info: Mapping[str, Any], source_url: str, context: str = "training") -> None:
     """The prepared dataset (its info.json) as the run's input, the UI's Datasets column: its
     name, the sha256 of its content (or one over its verified source files) as digest, where it
-    comes from, and the size of each split as tags."""
+    comes from, and the size of each split as tags.
+
+    MLflow's SQL store (3.17, ``SqlAlchemyStore._log_inputs_impl``) looks the dataset up, then
+    inserts it, with no retry: two runs logging a dataset the experiment does not have yet, at
+    the same moment, fail one with ``UNIQUE constraint failed: datasets...``. A stage that trains
+    in a pool logs it on its parent run first; tests/test_tracking.py says when that is no
+    longer needed."""
     import hashlib
 
     from mlflow.data.http_dataset_source import HTTPDatasetSource

@@ -42,6 +42,9 @@ def main(args: list[str]) -> int:
         atomic_dir(layout.history(stage.name)) as history_dir,
         tracking.run("train", experiment_id=stage.experiment_id, tags=stage.tags) as parent,
     ):
+        # the parent logs the dataset first: MLflow's SQL store checks for it, then inserts it, so
+        # two workers logging a dataset new to the experiment at once collide (see tracking.py)
+        tracking.log_dataset(stage.info, stage.data_origin)
         tasks = [(variant, model_dir, history_dir, parent.info.run_id) for variant in variants]
         trained = pool.run(stage, train_and_log, tasks, workers=cfg.train.workers, describe=lambda t: t[0])
         try:
