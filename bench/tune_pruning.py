@@ -19,17 +19,16 @@ Arms run one after the other (never at the same time), pruned first.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "bench")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tune_arm  # noqa: E402
 
 from pipeline.config import experiment_config, load  # noqa: E402
 
@@ -43,44 +42,18 @@ def trial_epochs(trial) -> int:
 
 
 def run_arm(experiment: str, pruner: str, n_trials: int, folder: Path, extra: list[str]) -> dict:
-    import optuna
-
-    from pipeline.tune import make_storage
-
-    study_dir = folder / "studies"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "src"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
-    }
     command = [
         sys.executable,
         "-m",
         "pipeline.tune",
-        f"experiment={experiment}",
-        f"tune.n_trials={n_trials}",
-        f"tune.pruner={pruner}",
-        f"tune.dir={study_dir}",
-        f"mlflow.artifact_root={folder / 'artifacts'}",
-        "tune.register=false",
-        *extra,
+        *tune_arm.stage_args(experiment, n_trials, folder, f"tune.pruner={pruner}", *extra),
     ]
     print(f"[{pruner}] {' '.join(command[1:])}", flush=True)
-    started = time.perf_counter()
-    result = subprocess.run(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    seconds = time.perf_counter() - started
-    (folder / "tune.log").write_text(result.stdout)
-    if result.returncode != 0:
-        print(result.stdout[-4000:], file=sys.stderr)
-        raise SystemExit(f"[{pruner}] pipeline.tune failed with exit code {result.returncode}")
-    study = optuna.load_study(study_name=experiment, storage=make_storage(None, study_dir / experiment))
+    seconds, study, summary = tune_arm.run(pruner, command, experiment, folder)
     trials = study.get_trials(deepcopy=False)
     states: dict[str, int] = {}
     for trial in trials:
         states[trial.state.name] = states.get(trial.state.name, 0) + 1
-    summary = json.loads((study_dir / experiment / "best_params.json").read_text())
     return {
         "pruner": pruner,
         "seconds": seconds,
