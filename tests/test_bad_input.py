@@ -68,6 +68,7 @@ CASES = [
     ("tune", ["tune.n_workers=-1"], ["tune.n_workers=-1"]),
     ("tune", ["tune.timeout=-10"], ["tune.timeout=-10", "> 0"]),
     ("tune", ["tune.pruner=sometimes"], ["tune.pruner='sometimes'", "median", "hyperband"]),
+    ("tune", ["tune.sampler=grid"], ["tune.sampler='grid'", "tpe_budget", "random", "qmc"]),
     ("tune", [f"{E}.wide_deep.tune.direction=up"], ["direction='up'", "minimize"]),
     ("tune", [f"{E}.wide_deep.tune.space.model.units.low=300"], ["space.model.units", "below high=256"]),
     (

@@ -1,5 +1,5 @@
-"""bench/tune_samplers.py: its samplers are the ones its docstring names, and the way an arm
-replaces the tune stage's sampler still reaches the study the stage opens (no training)."""
+"""bench/tune_samplers.py: an arm's sampler seed reaches the study the tune stage opens, and
+the sampler stays the one tune.sampler names (no training)."""
 
 import importlib.util
 
@@ -7,6 +7,7 @@ import optuna
 import pytest
 
 from conftest import ROOT
+from pipeline import config
 from pipeline.tuning import study
 
 
@@ -18,23 +19,24 @@ def bench():
     return module
 
 
-def test_the_budget_tpe_starts_modelling_after_a_quarter_of_the_budget(bench):
-    sampler = bench.make("tpe_budget", seed=0, n_trials=12, parallel=False)
-    assert isinstance(sampler, optuna.samplers.TPESampler)
-    assert sampler._n_startup_trials == 3 and sampler._multivariate
-    assert bench.make("tpe_budget", seed=0, n_trials=3, parallel=False)._n_startup_trials == 1
-    assert bench.make("tpe", seed=0, n_trials=12, parallel=False)._n_startup_trials == 10  # Optuna's default
-    assert isinstance(
-        bench.make("random", seed=0, n_trials=12, parallel=False), optuna.samplers.RandomSampler
-    )
-    assert isinstance(bench.make("qmc", seed=0, n_trials=12, parallel=False), optuna.samplers.QMCSampler)
-    with pytest.raises(SystemExit, match="unknown sampler"):
-        bench.make("grid", seed=0, n_trials=12, parallel=False)
+def test_an_arm_seeds_the_stage_s_sampler_with_its_own_seed(bench, monkeypatch):
+    made = []
+    stage_sampler = study.make_sampler
 
+    def recording(name, seed, n_trials, parallel):
+        made.append((name, seed, n_trials))
+        return stage_sampler(name, seed, n_trials, parallel)
 
-def test_the_stage_opens_its_study_with_the_sampler_an_arm_puts_in_place(bench, monkeypatch):
-    chosen = optuna.samplers.RandomSampler(seed=7)
-    monkeypatch.setattr(study, "make_sampler", lambda seed, parallel: chosen)
-    settings = {"study_name": "s", "directions": ["minimize"], "objectives": ["val_loss"]}
-    opened = study.open_study(settings, optuna.storages.InMemoryStorage(), pruner=None, seed=0)
-    assert opened.sampler is chosen
+    def open_like_the_stage(args):
+        cfg = config.apply_overrides(config.compose(), args)
+        return study.open_study(
+            study.settings_of(cfg), optuna.storages.InMemoryStorage(), pruner=None, seed=0
+        )
+
+    monkeypatch.setattr(study, "make_sampler", recording)
+    tune = importlib.import_module("pipeline.tune")
+    opened = []
+    monkeypatch.setattr(tune, "main", lambda args: opened.append(open_like_the_stage(args)) or 0)
+    assert bench.run_arm_here(7, ["tune.sampler=random", "tune.n_trials=4"]) == 0
+    assert made == [("random", 7, 4)]
+    assert isinstance(opened[0].sampler, optuna.samplers.RandomSampler)

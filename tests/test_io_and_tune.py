@@ -86,6 +86,33 @@ def test_unknown_pruner_lists_choices():
         settings_of(cfg)
 
 
+def test_the_default_sampler_models_the_space_after_a_quarter_of_the_budget():
+    """Budgets of 3-12 trials: Optuna's TPESampler() would sample all of them at random."""
+    from pipeline.tuning.study import make_sampler
+
+    settings = settings_of(config.compose())
+    assert settings["sampler"] == "tpe_budget"
+    sampler = make_sampler(settings["sampler"], 0, 12, parallel=False)
+    assert isinstance(sampler, optuna.samplers.TPESampler)
+    assert sampler._n_startup_trials == 3 and sampler._multivariate  # no public getter
+    assert make_sampler("tpe_budget", 0, 3, parallel=False)._n_startup_trials == 1
+    assert make_sampler("tpe", 0, 12, parallel=False)._n_startup_trials == 10  # Optuna's default
+    assert isinstance(make_sampler("random", 0, 12, parallel=False), optuna.samplers.RandomSampler)
+    assert isinstance(make_sampler("qmc", 0, 12, parallel=False), optuna.samplers.QMCSampler)
+    with pytest.raises(ConfigError, match="tpe_budget, tpe, random, qmc"):
+        make_sampler("grid", 0, 12, parallel=False)
+
+
+def test_tune_sampler_picks_the_sampler_of_the_study():
+    from pipeline.tuning import study
+
+    cfg = config.apply_overrides(config.compose(), ["tune.sampler=random"])
+    opened = study.open_study(settings_of(cfg), optuna.storages.InMemoryStorage(), pruner=None, seed=0)
+    assert isinstance(opened.sampler, optuna.samplers.RandomSampler)
+    with pytest.raises(ConfigError, match="Unknown sampler 'grid'"):
+        settings_of(config.apply_overrides(config.compose(), ["tune.sampler=grid"]))
+
+
 def test_atomic_files_get_the_usual_permissions(tmp_path):
     """mkstemp's temporary file is owner-only; the output it becomes must not be."""
     import os

@@ -172,7 +172,7 @@ def _bar_errors(where: str, experiment: Mapping[str, Any]) -> list[str]:
 
 def _tune_errors(cfg: DictConfig) -> Iterator[str]:
     """The invocation's ``tune.*`` settings (null: the experiment's default)."""
-    from pipeline.tuning.study import PRUNERS  # here: that module imports pipeline.config
+    from pipeline.tuning.study import PRUNERS, SAMPLERS  # here: that module imports pipeline.config
 
     tune = _plain(cfg.get("tune"))
     rules = {
@@ -180,6 +180,7 @@ def _tune_errors(cfg: DictConfig) -> Iterator[str]:
         "n_workers": whole_at_least(1),
         "timeout": positive(),
         "pruner": one_of(*PRUNERS),
+        "sampler": one_of(*SAMPLERS),
     }
     for key, rule in rules.items():
         value = tune.get(key)
@@ -195,12 +196,13 @@ def _train_errors(cfg: DictConfig) -> Iterator[str]:
 
 
 def _space_errors(prefix: str, tune: Mapping[str, Any]) -> Iterator[str]:
-    from pipeline.tuning.study import PRUNERS
+    from pipeline.tuning.study import PRUNERS, SAMPLERS
 
     for key, rule in (
         ("n_trials", whole_at_least(1)),
         ("direction", one_of(*DIRECTIONS)),
         ("pruner", one_of(*PRUNERS, optional=True)),
+        ("sampler", one_of(*SAMPLERS, optional=True)),
     ):
         if key in tune and not rule.check(tune[key]):
             yield f"{prefix}.{key}={tune[key]!r}: must be {rule.says}"

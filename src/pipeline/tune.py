@@ -2,6 +2,7 @@
 
     python -m pipeline.tune experiment=<name> [tune.n_trials=N] [tune.timeout=S]
         [tune.n_workers=K] [tune.storage=URL] [tune.pruner=median|successive_halving|hyperband|none]
+        [tune.sampler=tpe_budget|tpe|random|qmc]
         [tune.objectives=[val_rmse,n_params] tune.directions=[minimize,minimize]]
         [tune.register=true|false] [tune.dir=studies] [tune.study_name=NAME]
 
@@ -39,7 +40,7 @@ from pipeline.config import experiment_config, load
 
 # the names the tests and other stages import from here
 from pipeline.tuning.space import search_space, suggest  # noqa: F401
-from pipeline.tuning.study import PRUNERS, make_pruner, make_storage, settings_of  # noqa: F401
+from pipeline.tuning.study import PRUNERS, SAMPLERS, make_pruner, make_storage, settings_of  # noqa: F401
 
 
 def main(args: list[str]) -> int:
@@ -127,7 +128,9 @@ def resume(study, context) -> int:
         warm_start(study, context)
     # another seed per invocation: a resumed study must not re-sample the first one's points
     seed = context.stage.seed + already
-    study.sampler = make_sampler(seed, parallel=settings["n_workers"] > 1)
+    study.sampler = make_sampler(
+        settings["sampler"], seed, settings["n_trials"], parallel=settings["n_workers"] > 1
+    )
     n_workers = settings["n_workers"]
     cli.progress(
         f"tune {context.stage.name}: study {study.study_name!r} has {already} trials; "

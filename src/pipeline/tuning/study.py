@@ -39,15 +39,20 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
     """The experiment's tune defaults, overridden by the non-null top-level ``tune.*`` keys;
     ``objectives``/``directions`` are always lists (one entry for a single-objective study)."""
     exp_tune = experiment_config(cfg).tune
-    merged = {key: exp_tune.get(key) for key in ("n_trials", "pruner", "direction", "metric", "variant")}
+    merged = {
+        key: exp_tune.get(key) for key in ("n_trials", "pruner", "sampler", "direction", "metric", "variant")
+    }
     merged.update({key: _plain(value) for key, value in cfg.tune.items() if value is not None})
     merged.setdefault("timeout", None)
     merged.setdefault("storage", None)
     merged.setdefault("n_workers", 1)
     merged.setdefault("register", True)
     merged["study_name"] = merged.get("study_name") or cfg.experiment
+    merged["sampler"] = merged.get("sampler") or SAMPLERS[0]
     if merged["pruner"] not in PRUNERS:
         raise ConfigError(f"Unknown pruner {merged['pruner']!r}; valid choices: {', '.join(PRUNERS)}.")
+    if merged["sampler"] not in SAMPLERS:
+        raise ConfigError(f"Unknown sampler {merged['sampler']!r}; valid choices: {', '.join(SAMPLERS)}.")
     for key in ("n_trials", "n_workers"):
         if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
             raise ConfigError(f"tune.{key} must be a positive integer, got {merged[key]!r}.")
@@ -388,12 +393,31 @@ def _rdb_storage(url: str, stale_trial_callback, attempts: int = 5):
             time.sleep(0.5 * attempt)
 
 
-def make_sampler(seed: int, parallel: bool):
-    """TPE; with several workers the constant liar keeps them from sampling the same point."""
+#: tune.sampler's choices, the default first. Budgets here are 3-12 trials, and TPESampler()
+#: spends its first 10 on random start-up points, so the default models the space after a
+#: quarter of the budget (the warm start counts); measured with bench/tune_samplers.py (README)
+SAMPLERS = ("tpe_budget", "tpe", "random", "qmc")
+
+
+def make_sampler(name: str, seed: int, n_trials: int, parallel: bool):
+    """One of SAMPLERS, seeded. ``tpe_budget``: multivariate TPE after max(1, n_trials // 4)
+    start-up trials; ``tpe``: Optuna's TPESampler() (10 start-up trials); ``random``; ``qmc``:
+    scrambled Sobol points. With several workers the constant liar keeps TPE's workers from
+    sampling the same point."""
     import optuna
 
-    with quiet_experimental():
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=parallel)
+    makers = {
+        "tpe_budget": lambda: optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, n_startup_trials=max(1, n_trials // 4), constant_liar=parallel
+        ),
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, constant_liar=parallel),
+        "random": lambda: optuna.samplers.RandomSampler(seed=seed),
+        "qmc": lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True),
+    }
+    if name not in makers:
+        raise ConfigError(f"Unknown sampler {name!r}; valid choices: {', '.join(SAMPLERS)}.")
+    with quiet_experimental():  # multivariate TPE, the constant liar and QMC are "experimental"
+        return makers[name]()
 
 
 def open_study(settings: dict[str, Any], storage, *, pruner, seed: int, parallel: bool = False):
@@ -406,7 +430,7 @@ def open_study(settings: dict[str, Any], storage, *, pruner, seed: int, parallel
         study_name=settings["study_name"],
         storage=storage,
         directions=directions,
-        sampler=make_sampler(seed, parallel),
+        sampler=make_sampler(settings["sampler"], seed, settings["n_trials"], parallel),
         pruner=pruner,
         load_if_exists=True,
     )
