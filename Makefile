@@ -23,13 +23,20 @@ params: setup          ## compose conf/ into params.yaml
 run: params            ## the whole pipeline: prepare -> train -> evaluate -> tune
 	dvc repro
 
+# The suite runs in one pytest-xdist worker per core (TEST_WORKERS=0: in this process). Most
+# tests wait on a subprocess, a server or a one-threaded fit, so one worker leaves a core idle.
+# --dist loadfile keeps a file's tests on one worker: its module fixtures (a prepared dataset,
+# a trained model) are built once. --durations names the slowest tests of every run.
+TEST_WORKERS ?= auto
+PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+
 test: setup            ## lint, then every test, the real-data ones included
 	ruff check src tests bench scripts
 	ruff format --check src tests bench scripts
-	python -m pytest
+	$(PYTEST)
 
 test-fast: setup       ## unit tests only (no real data)
-	python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 bench: setup           ## plain fit vs the pipeline's fit loop
 	python bench/train_speed.py

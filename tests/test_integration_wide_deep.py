@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import copy_project, dashboard, dashboard_command, headless_chromium_dom, run_module
+from pipeline.tracking import cpu_kind
 
 pytestmark = pytest.mark.slow
 VARIANTS = {"single_input", "two_inputs", "two_outputs"}
@@ -312,6 +313,7 @@ def test_mlflow_has_a_run_per_variant_with_model_and_lineage(repro):
     for run in variant_runs.values():
         assert run.info.status == "FINISHED"
         assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?", run.data.tags["git_commit"])
+        assert run.data.tags["pipeline.cpu"] == cpu_kind()
         assert run.data.tags["dataset.sha256.content"] == info["sha256"]["content"]
         assert "mlflow.parentRunId" in run.data.tags
         assert {"test_rmse", "val_rmse", "train_seconds"} <= set(run.data.metrics)

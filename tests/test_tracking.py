@@ -1,8 +1,8 @@
-"""The git commit recorded on every MLflow run."""
+"""The git commit and CPU kind recorded on every MLflow run."""
 
 import subprocess
 
-from pipeline.tracking import git_commit
+from pipeline.tracking import cpu_kind, git_commit, standard_tags
 
 
 def git(repo, *args):
@@ -35,6 +35,29 @@ def test_commit_is_dirty_for_code_changes_but_not_for_what_dvc_repro_writes(tmp_
 
 def test_commit_outside_a_repository_is_unknown(tmp_path):
     assert git_commit(tmp_path / "missing") == "unknown"
+
+
+EPYC = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC
+flags\t\t: fpu sse4_2 avx avx2 avx512f avx512bw
+processor\t: 1
+model name\t: AMD EPYC
+"""
+
+
+def test_cpu_kind_names_the_model_and_its_widest_vector_extension():
+    assert cpu_kind(EPYC) == "AMD EPYC (family 25 model 1, avx512f)"
+    assert cpu_kind(EPYC.replace(" avx512f avx512bw", "")) == "AMD EPYC (family 25 model 1, avx2)"
+    assert cpu_kind("model name\t: Some CPU\n") == "Some CPU"
+    assert cpu_kind("")  # not /proc/cpuinfo's format: still names something
+
+
+def test_every_run_is_tagged_with_this_machines_cpu_kind():
+    tags = standard_tags("train", "wide_deep", {"content": "0" * 64})
+    assert tags["pipeline.cpu"] == cpu_kind() != ""
 
 
 def test_mlflow_sql_store_still_fails_one_of_two_runs_logging_a_new_dataset_at_once(tmp_path):
