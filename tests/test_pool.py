@@ -30,25 +30,32 @@ SHRUNK = (
 @pytest.mark.parametrize(
     "cores, requested, tasks, expected",
     [
-        (2, None, 5, (2, 1)),  # one worker per core, one thread each
-        (2, 1, 5, (1, 1)),  # one worker, but each fit's threads as if two ran: same numbers
-        (2, None, 1, (1, 2)),  # a lone fit has the machine
-        (2, 4, 3, (3, 1)),  # asked for more workers than cores: as asked, never more than tasks
-        (4, None, 2, (2, 2)),
-        (1, None, 5, (1, 1)),
+        (2, None, 4, [(range(0, 4), 2, 1)]),  # one worker per core, one thread each
+        # the 5th fit would leave a core idle: it runs last, alone, with both
+        (2, None, 5, [(range(0, 4), 2, 1), (range(4, 5), 1, 2)]),
+        # one worker, but each fit's threads as if two ran: the same numbers
+        (2, 1, 5, [(range(0, 4), 1, 1), (range(4, 5), 1, 2)]),
+        (2, None, 1, [(range(0, 1), 1, 2)]),  # a lone fit has the machine
+        # more workers than cores: as asked, never more than the wave's tasks
+        (2, 4, 3, [(range(0, 2), 2, 1), (range(2, 3), 1, 2)]),
+        (4, None, 2, [(range(0, 2), 2, 2)]),
+        (4, None, 6, [(range(0, 4), 4, 1), (range(4, 6), 2, 2)]),
+        (1, None, 5, [(range(0, 5), 1, 1)]),
     ],
 )
-def test_plan_shares_the_cores_by_tasks_not_by_workers(monkeypatch, cores, requested, tasks, expected):
+def test_waves_share_the_cores_by_tasks_not_by_workers(monkeypatch, cores, requested, tasks, expected):
     monkeypatch.setattr(pool, "cores", lambda: cores)
-    assert pool.plan(requested, tasks) == expected
+    assert [(w.tasks, w.workers, w.threads) for w in pool.waves(requested, tasks)] == expected
 
 
-def test_only_a_fit_with_the_whole_machine_runs_in_the_stage_process(monkeypatch):
+def test_only_a_wave_with_the_whole_machine_runs_in_the_stage_process(monkeypatch):
     monkeypatch.setattr(pool, "cores", lambda: 2)
-    assert pool.in_this_process(None, 1) and pool.in_this_process(1, 1)
-    assert not pool.in_this_process(1, 2)  # its fits get 1 thread each, in a worker
+    assert [w.in_this_process for w in pool.waves(None, 1)] == [True]
+    assert [w.in_this_process for w in pool.waves(1, 1)] == [True]
+    assert [w.in_this_process for w in pool.waves(1, 2)] == [False]  # 1 thread each, in a worker
+    assert [w.in_this_process for w in pool.waves(1, 3)] == [False, True]
     monkeypatch.setattr(pool, "cores", lambda: 1)
-    assert pool.in_this_process(None, 5)
+    assert [w.in_this_process for w in pool.waves(None, 5)] == [True]
 
 
 def test_bad_workers_stop_the_stage_before_any_work():

@@ -3,11 +3,12 @@
 A stage's variants share nothing but the prepared data, and each is seeded on its own when it
 starts (``training.seed_everything``), so the process it runs in does not change its numbers.
 The number of threads its ops are split over can (oneDNN's convolutions sum in another order
-on 1 thread than on 2), so that number depends only on the machine and the number of tasks,
-never on how many workers were asked for: each fit gets its share of the cores as if all the
-tasks ran side by side. ``train.workers=1`` then gives the same weights as ``train.workers=2``;
-tests/test_pool.py checks it. On a 2-core machine most fits are small networks whose steps keep
-one core busy; two side by side take about the time of one.
+on 1 thread than on 2), so that number depends only on the machine, the number of tasks and the
+task's place among them, never on how many workers were asked for (``waves``): the tasks run
+side by side, one thread each on a 2-core machine, and a last odd task, which would leave a core
+idle, runs alone with every core. ``train.workers=1`` then gives the same weights as
+``train.workers=2``; tests/test_pool.py checks it. On a 2-core machine most fits are small
+networks whose steps keep one core busy; two side by side take about the time of one.
 
 Each worker is a spawned interpreter (no TensorFlow state inherited through fork) that opens the
 stage's context once (tracking, the experiment's code, the prepared data), pins TensorFlow to its
@@ -25,6 +26,7 @@ import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
 from omegaconf import OmegaConf
@@ -39,18 +41,37 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def plan(requested: int | None, n_tasks: int) -> tuple[int, int]:
-    """(worker processes, TensorFlow threads per fit) for ``n_tasks`` fits: the threads are the
-    cores' share of each fit when as many run at once as there are cores (so they do not depend
-    on ``requested``); the workers are ``requested`` (None: one per core), at most one per task."""
-    threads = max(1, cores() // max(1, min(cores(), n_tasks)))
-    return max(1, min(requested or cores(), n_tasks)), threads
+@dataclass(frozen=True)
+class Wave:
+    """Tasks that run side by side: ``tasks`` (indices) in ``workers`` processes, each fit on
+    ``threads`` TensorFlow threads."""
+
+    tasks: range
+    workers: int
+    threads: int
+
+    @property
+    def in_this_process(self) -> bool:
+        """One worker with every core: no worker is needed (a lone task, a 1-core machine)."""
+        return self.workers == 1 and self.threads == cores()
 
 
-def in_this_process(requested: int | None, n_tasks: int) -> bool:
-    """One worker with every core: no worker is needed (a lone task, or a 1-core machine)."""
-    workers, threads = plan(requested, n_tasks)
-    return workers == 1 and threads == cores()
+def waves(requested: int | None, n_tasks: int) -> list[Wave]:
+    """How ``n_tasks`` fits share the cores. A fit's threads are its share of the cores when
+    as many fits run at once as there are cores, so they depend on the machine and the task's
+    place in the list, never on ``requested`` (the workers: None for one per core, at most one
+    per task). Tasks that would leave cores idle at the end (the 5th of 5 on 2 cores, the 3rd
+    of inception's 3 networks) run last, in a wave of their own with the idle cores' threads."""
+    n_cores = cores()
+    leftover = n_tasks % n_cores if n_tasks > n_cores else 0
+    groups = [range(0, n_tasks - leftover), range(n_tasks - leftover, n_tasks)]
+    return [
+        Wave(
+            group, max(1, min(requested or n_cores, len(group))), max(1, n_cores // min(n_cores, len(group)))
+        )
+        for group in groups
+        if len(group)
+    ]
 
 
 def _start_worker(threads: int, stage_name: str, cfg: dict) -> None:
@@ -93,20 +114,26 @@ def run(
     already running have finished (their results are yielded first); tasks not started are
     dropped.
     """
-    n_workers, threads = plan(workers, len(tasks))
-    if in_this_process(workers, len(tasks)):
-        for index, task in enumerate(tasks):
-            yield index, function(stage, *task)
+    for wave in waves(workers, len(tasks)):
+        yield from _run_wave(stage, function, tasks, wave, describe)
+
+
+def _run_wave(
+    stage, function: Callable, tasks: Sequence[tuple], wave: Wave, describe
+) -> Iterator[tuple[int, Any]]:
+    if wave.in_this_process:
+        for index in wave.tasks:
+            yield index, function(stage, *tasks[index])
         return
     module, name = _importable(function)
     config = OmegaConf.to_container(stage.cfg, resolve=True)
     with ProcessPoolExecutor(
-        n_workers,
+        wave.workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start_worker,
-        initargs=(threads, stage.stage, config),
+        initargs=(wave.threads, stage.stage, config),
     ) as pool:
-        running = {pool.submit(_call, module, name, task): index for index, task in enumerate(tasks)}
+        running = {pool.submit(_call, module, name, tasks[index]): index for index in wave.tasks}
         failure: BaseException | None = None
         try:
             while running:

@@ -12,7 +12,8 @@ Writes models/<experiment>/<variant>.keras, <variant>.metrics.json and runs.json
 id and logged model, read by evaluate) and plots/<experiment>/history/<variant>.csv (DVC plots),
 all atomically: a failure or Ctrl-C leaves the previous outputs as they were.
 The variants train side by side in ``train.workers`` processes (null: one per core; 1: one
-after the other in one worker), with the same numbers either way: pipeline.pool.
+after the other in one worker), an odd last one alone with every core, with the same numbers
+either way: pipeline.pool.
 """
 
 from __future__ import annotations
