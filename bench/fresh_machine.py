@@ -13,6 +13,7 @@ how long each DVC stage took (from when `dvc repro` announced it to when it anno
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +23,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from pipeline.machine import cpu_kind  # noqa: E402  (no third-party import: any Python runs this)
 
 # Run by a fresh interpreter per command, so that the peak is this command's alone.
 MEASURE = (
@@ -103,7 +107,8 @@ def main() -> int:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True, text=True
         ).stdout.strip()
-        print(f"fresh clone of {commit} in {clone}", flush=True)
+        # one commit's figures and times compare only between machines of one kind
+        print(f"fresh clone of {commit} in {clone}, on {cpu_kind()} ({os.cpu_count()} cores)", flush=True)
         for index, command in enumerate(commands, start=1):
             print(f"[{index}/{len(commands)}] {command} ...", flush=True)
             code, seconds, peak_gb, stages = run_measured(command, clone, workdir / f"command{index}.log")
