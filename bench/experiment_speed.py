@@ -231,6 +231,21 @@ def plan_for(
         valid = (x[val_rows], y[val_rows]) if every_epoch else None
 
         def pipeline(seed):
+            # as the stage: fold 1 (untimed, validated every epoch) traces the variant's model,
+            # fold 2 trains on it with a fresh model's starting state (training.TracedModel)
+            traced = training.TracedModel()
+            first_fit, first_val = folds[0]
+            experiment._fit(
+                run_cfg,
+                variant,
+                (x[first_fit], y[first_fit]),
+                (x[first_val], y[first_val]),
+                seed=seed + 1,
+                epochs=epochs,
+                callbacks=callbacks(run_cfg),
+                fast=True,
+                traced=traced,
+            )
             model, fit = experiment._fit(
                 run_cfg,
                 variant,
@@ -240,6 +255,7 @@ def plan_for(
                 epochs=epochs,
                 callbacks=callbacks(run_cfg),
                 fast=True,
+                traced=None if run_cfg.train.cv.get("final") == "fold_ensemble" else traced,
             )
             return model, fit.seconds, fit.epochs
 
@@ -262,7 +278,8 @@ def plan_for(
         what = f"fold {fold} of {len(folds)}"
         detail = (
             f"fold {fold} of the {len(folds)} folds the stage fits before its final model, "
-            f"scored on its {len(val_rows)} held-out rows after training"
+            f"on the variant's model that fold 1 traced (untimed, as in the stage: one trace "
+            f"per variant), scored on its {len(val_rows)} held-out rows after training"
             + ("" if every_epoch else " (no per-epoch validation, as the stage's folds 2+)")
         )
         return FitPlan(

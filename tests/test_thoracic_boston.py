@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from optuna_integration import KerasPruningCallback
 from sklearn.model_selection import KFold
 
-from pipeline import config
+from pipeline import config, training
 from pipeline.data.splits import SPLITTERS
 from pipeline.errors import ConfigError
 from pipeline.experiments import get_experiment
@@ -322,3 +322,74 @@ def test_bad_variant_split_and_loss_are_config_errors(composed, patients):
     cfg.train.loss = "mean_squared_logarithmic_errr"
     with pytest.raises(ConfigError, match="Unknown Keras loss"):
         Thoracic().build_model(cfg, "mean_squared_logarithmic_error", patients["x"])
+
+
+# --- one traced model per variant ----------------------------------------------------------
+
+
+class Untraced(training.TracedModel):
+    """Every fit on its own fresh model, as before TracedModel."""
+
+    def fit(self, fresh, *args, **kwargs):
+        return training.fit(fresh, *args, **kwargs)
+
+
+def fitted_functions(monkeypatch) -> list:
+    """The train function of the model each fit ran on, in order."""
+    seen = []
+    original = training.fit
+
+    def recording(model, *args, **kwargs):
+        result = original(model, *args, **kwargs)
+        seen.append(model.train_function)
+        return result
+
+    monkeypatch.setattr(training, "fit", recording)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "name, variant, data, splitter",
+    [
+        # dropout 0.5 and a Normalization layer: generators and statistics change with every fold
+        ("thoracic", "binary_crossentropy", "patients", {"n_splits": 3, "n_repeats": 1}),
+        ("boston", "faithful", "houses", {}),
+    ],
+)
+def test_folds_on_one_traced_model_give_the_weights_of_fresh_models(
+    composed, request, monkeypatch, name, variant, data, splitter
+):
+    cfg = shrunk(composed, name, **splitter)
+    cfg.train.epochs, cfg.train.batch_size = 3, 16
+    data = request.getfixturevalue(data)
+    with monkeypatch.context() as patched:
+        functions = fitted_functions(patched)
+        traced = get_experiment(name).train_variant(cfg, variant, data, seed=1)
+    assert len(functions) > 2 and len({id(f) for f in functions}) == 1  # traced once, fitted on
+    with monkeypatch.context() as patched:
+        patched.setattr(training, "TracedModel", Untraced)
+        functions = fitted_functions(patched)
+        fresh = get_experiment(name).train_variant(cfg, variant, data, seed=1)
+    assert len({id(f) for f in functions}) == len(functions)  # the old way: a model per fit
+    assert traced.metrics == fresh.metrics
+    assert traced.fit.history == fresh.fit.history
+    for ours, theirs in zip(traced.model.get_weights(), fresh.model.get_weights(), strict=True):
+        assert np.array_equal(ours, theirs)
+    # the final model is an ordinary one: it saves and loads with the adapted statistics
+    x = data["x"] if "x" in data else data["x_test"]
+    assert np.array_equal(traced.model.predict(x, verbose=0), fresh.model.predict(x, verbose=0))
+
+
+def test_keras_normalization_still_bakes_its_statistics_into_traced_functions():
+    """Why TracedModel turns the traced model's Normalization statistics into variables: a
+    traced function of a stock Keras 3 layer keeps the statistics it was traced with, even after
+    its adapted variables change. When this fails, Keras reads them at run time and
+    training._normalization_as_variables can go."""
+    import tensorflow as tf
+
+    layer = keras.layers.Normalization()
+    layer.adapt(np.array([[0.0], [2.0]], dtype="float32"))  # mean 1, variance 1
+    apply = tf.function(lambda x: layer(x))
+    assert float(apply(tf.constant([[3.0]]))[0, 0]) == pytest.approx(2.0)
+    layer.adapt_mean.assign([3.0])
+    assert float(apply(tf.constant([[3.0]]))[0, 0]) == pytest.approx(2.0)  # still mean 1

@@ -198,6 +198,8 @@ class CrossValidated(Experiment):
         x, y = self.split(cfg, variant, data, "train")
         started = time.perf_counter()
         fold_fits, fold_scores, fold_models = [], [], []
+        # one traced model for the folds and the refit; a fold ensemble keeps every fold's model
+        traced = None if final_kind == "fold_ensemble" else training.TracedModel()
         folds = make_splitter(cv.splitter).split(x, y)
         for fold, (fit_rows, val_rows) in enumerate(folds, start=1):
             watched = fold == 1
@@ -211,6 +213,7 @@ class CrossValidated(Experiment):
                     epochs=int(cfg.train.epochs),
                     fast=fast,
                     callbacks=[*training.callbacks_from_config(cfg.train), *(callbacks if watched else ())],
+                    traced=traced,
                 )
                 fold_scores.append(self.metrics_of(y[val_rows], predict(model, x[val_rows])))
                 report(fold_scores[-1])
@@ -225,7 +228,7 @@ class CrossValidated(Experiment):
             # sooner); no validation rows are left, so no config callbacks either.
             epochs = int(np.median([fit.epochs for fit in fold_fits]))
             final, final_fit = self._fit(
-                cfg, variant, (x, y), None, seed=seed, epochs=epochs, fast=fast, callbacks=()
+                cfg, variant, (x, y), None, seed=seed, epochs=epochs, fast=fast, callbacks=(), traced=traced
             )
             fits = [*fold_fits, final_fit]
         seconds = time.perf_counter() - started
@@ -248,10 +251,13 @@ class CrossValidated(Experiment):
         epochs: int,
         callbacks: Sequence[keras.callbacks.Callback],
         fast: bool,
+        traced: training.TracedModel | None = None,
     ) -> tuple[keras.Model, training.FitResult]:
+        """A model built for ``train`` and fitted, on ``traced`` if given (the same result,
+        without tracing the model's functions again)."""
         training.seed_everything(seed)
         model = self.build_model(cfg, variant, train[0])
-        fit = training.fit(
+        fit = (traced.fit if traced else training.fit)(
             model,
             _column_targets(train),
             _column_targets(valid) if valid else None,
