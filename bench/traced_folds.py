@@ -44,13 +44,14 @@ def arms():
 
 
 def count_tracings(training) -> list:
-    """A list that gets each fitted model's train function: distinct ones were traced."""
+    """A list that gets each fitted model's train function: distinct ones were traced. It keeps
+    the functions themselves, so that a freed one's id cannot come back as a new one's."""
     seen: list = []
     original = training.fit
 
     def recording(model, *args, **kwargs):
         result = original(model, *args, **kwargs)
-        seen.append(id(model.train_function))
+        seen.append(model.train_function)
         return result
 
     training.fit = recording
@@ -91,10 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             trained = experiment.train_variant(exp_cfg, variant, data, seed=int(cfg.seed))
             seconds = time.perf_counter() - started
             digest = hashlib.sha256(b"".join(w.tobytes() for w in trained.model.get_weights())).hexdigest()
-            results[name].append((seconds, len(tracings), len(set(tracings)), trained.metrics, digest))
+            traced = len({id(function) for function in tracings})
+            results[name].append((seconds, len(tracings), traced, trained.metrics, digest))
             print(
-                f"  repeat {repeat} {name:13s}: {seconds:6.1f} s, {len(tracings)} fits, "
-                f"{len(set(tracings))} traced",
+                f"  repeat {repeat} {name:13s}: {seconds:6.1f} s, {len(tracings)} fits, {traced} traced",
                 flush=True,
             )
 
