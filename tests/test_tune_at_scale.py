@@ -28,7 +28,8 @@ from conftest import ROOT, run_module
 from pipeline import config
 from pipeline.errors import ConfigError
 from pipeline.experiments.wide_deep import FEATURES
-from pipeline.tuning import recovery, study as study_mod, workers
+from pipeline import pool
+from pipeline.tuning import batches, recovery, study as study_mod
 
 TIMEOUT = 900  # seconds; the machine is shared, a tiny trial can take a while under load
 # the machinery is tested on the seed's small two-output model (inputs wide + deep, the base
@@ -122,34 +123,20 @@ def runs_of(uri: str, experiment: str = "wide_deep"):
 # --- settings, splitting, recovery: no training -------------------------------------------------
 
 
-def test_n_trials_are_split_exactly_among_workers():
-    assert workers.shares(7, 3) == [3, 2, 2]
-    assert workers.shares(2, 5) == [1, 1]  # never a worker with nothing to do
-    assert all(sum(workers.shares(n, k)) == n for n in range(1, 30) for k in range(1, 9))
-
-
-def test_workers_get_the_storage_url_from_the_environment_not_the_command_line(monkeypatch):
-    """`ps` shows every user a process's command line: a database password must not be on it."""
-    url = "postgresql+psycopg://tuner:s3cret@127.0.0.1:9/studies"
-    settings = {"n_trials": 1, "n_workers": 1, "storage": url}
-    args = ["experiment=wide_deep", f"tune.storage={url}", "tune.n_trials=1"]
-    [worker] = workers.spawn(args, "parent-run", 0, settings)
-    try:
-        assert "s3cret" not in " ".join(worker.process.args)
-        assert "tune.n_trials=1" in worker.process.args  # the other overrides are passed on
-    finally:
-        worker.process.kill()
-        worker.process.wait()
-    assert workers.is_storage_override(f"++tune.storage={url}")
-    monkeypatch.setenv(workers.STORAGE_ENV, url)
-    assert workers.worker_storage({"storage": None})["storage"] == url
+def test_a_batch_is_one_trial_per_core_unless_the_pruner_compares_running_trials(monkeypatch):
+    """A median pruner reads only complete trials (none of a batch's peers); successive halving
+    and hyperband read the running ones too, whose timing would change their decisions."""
+    monkeypatch.setattr(pool, "cores", lambda: 2)
+    assert batches.batch_size({"pruner": "median"}) == batches.batch_size({"pruner": "none"}) == 2
+    assert batches.batch_size({"pruner": "successive_halving"}) == 1
+    assert batches.batch_size({"pruner": "hyperband"}) == 1
 
 
 def test_objectives_and_directions_settings():
     base = config.compose()
     single = study_mod.settings_of(base)
     assert single["objectives"] == ["val_rmse"] and single["directions"] == ["minimize"]
-    assert single["n_workers"] == 1 and single["register"] is True
+    assert single["n_workers"] is None and single["register"] is True
     multi = study_mod.settings_of(config.apply_overrides(base, ["tune.objectives=[val_rmse,n_params]"]))
     assert multi["objectives"] == ["val_rmse", "n_params"] and multi["metric"] == "val_rmse"
     assert multi["directions"] == ["minimize", "minimize"]
@@ -340,46 +327,60 @@ def test_several_objectives_pareto_front_and_champion(tiny, tracking_store):
     assert np.isclose(parent.data.metrics["champion_val_rmse"], best["best_value"], rtol=1e-4)
 
 
-def test_two_workers_run_exactly_n_trials_on_one_study(tiny, tracking_store):
+def test_one_worker_and_two_give_the_same_study_trial_by_trial(tiny, tracking_store):
+    """Batches of two trials side by side, told in trial order: the sampler and the median
+    pruner see the same finished trials with 1 worker or 2, so every trial draws the same
+    parameters and ends in the same state with the same value; the champion is the best
+    trial's own model (never trained again)."""
     folder, args = tiny
-    result = run_module(
-        "pipeline.tune",
-        *args,
-        "tune.n_trials=3",
-        "tune.n_workers=2",
-        "tune.register=false",
-        cwd=folder,
-        timeout=TIMEOUT,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "3/3" in result.stderr  # the progress bar
-    trials = journal_study(folder).get_trials()
-    assert len(trials) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
-    assert len({t.user_attrs["worker"]["pid"] for t in trials}) == 2
-    _, parents, children = runs_of(tracking_store)
-    (parent,) = parents
-    assert len({t.user_attrs["tune_run"] for t in trials} | {parent.info.run_id}) == 1
-    assert len(children) == 3
-    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parent.info.run_id}
-    assert len({t.params["model.units"] for t in trials}) == 3  # the workers sampled apart
+    args = [*args, "experiments.wide_deep.train.epochs=6", "tune.pruner=median", "tune.n_trials=5"]
+    studies = {}
+    for n_workers in (2, 1):
+        result = run_module(
+            "pipeline.tune",
+            *args,
+            f"tune.n_workers={n_workers}",
+            f"tune.dir={folder / f'studies-{n_workers}'}",
+            cwd=folder,
+            timeout=TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "5/5" in result.stderr and "2 at a time" in result.stderr
+        storage = JournalStorage(
+            JournalFileBackend(str(folder / f"studies-{n_workers}/wide_deep/study.journal"))
+        )
+        studies[n_workers] = optuna.load_study(study_name="wide_deep", storage=storage).trials
+    two, one = studies[2], studies[1]
+    assert len(two) == len(one) == 5
+    assert [(t.params, t.state, t.values) for t in two] == [(t.params, t.state, t.values) for t in one]
+    assert [t.intermediate_values for t in two] == [t.intermediate_values for t in one]
+    assert len({t.user_attrs["worker"]["pid"] for t in two}) == 3  # 2 workers; the 5th here
+    assert len({t.params["model.units"] for t in two}) == 5
+    client, parents, children = runs_of(tracking_store)
+    assert len(parents) == 2 and len(children) == 10
+    for parent in parents:
+        assert {r.data.tags["mlflow.parentRunId"] for r in children} >= {parent.info.run_id}
+        assert parent.data.tags["champion.retrained"] == "false"
+        best = min((t for t in two if t.state == TrialState.COMPLETE), key=lambda t: t.values[0])
+        assert parent.data.metrics["champion_val_rmse"] == pytest.approx(best.values[0], rel=1e-6)
 
 
 def test_sigkilled_worker_leaves_finished_trials_and_the_next_run_resumes(tiny, tracking_store):
-    """SIGKILL one of two workers mid-trial: the other finishes, the parent fails the stale
-    trial (reason: worker gone), queues it again and exits 1; the next invocation retries it."""
+    """SIGKILL a worker mid-trial: the batch ends, the parent fails its trials (reason: worker
+    gone), queues them again, keeps the finished ones and exits 1; the next invocation retries."""
     folder, args = tiny
     long_args = [*args, "experiments.wide_deep.train.epochs=20", "tune.register=false"]
-    process = start_tune(folder, *long_args, "tune.n_trials=3", "tune.n_workers=2")
+    process = start_tune(folder, *long_args, "tune.n_trials=4")
     victim = wait_until_mid_trial(folder, process)
     os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     _, stderr = process.communicate(timeout=TIMEOUT)
     assert process.returncode == 1, stderr[-3000:]
-    assert "signal 9" in stderr and f"trial #{victim.number} failed" in stderr
+    assert "died while running trial #" in stderr and f"trial #{victim.number} failed" in stderr
     finished = {t.number: t.state for t in journal_study(folder).trials if t.state.is_finished()}
     assert finished[victim.number] == TrialState.FAIL
     assert TrialState.COMPLETE in finished.values()
 
-    result = run_module("pipeline.tune", *long_args, "tune.n_trials=1", cwd=folder, timeout=TIMEOUT)
+    result = run_module("pipeline.tune", *long_args, "tune.n_trials=2", cwd=folder, timeout=TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     trials = journal_study(folder).trials
     for number, state in finished.items():  # nothing finished was lost or changed
@@ -387,7 +388,7 @@ def test_sigkilled_worker_leaves_finished_trials_and_the_next_run_resumes(tiny, 
     assert "is gone" in trials[victim.number].user_attrs["fail_reason"]
     (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
     assert retry.state == TrialState.COMPLETE and retry.params == trials[victim.number].params
-    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
     client, parents, children = runs_of(tracking_store)
     stale_run = client.get_run(trials[victim.number].user_attrs["mlflow_run_id"])
     assert stale_run.info.status == "KILLED" and stale_run.data.tags["optuna.state"] == "FAILED"
@@ -453,8 +454,9 @@ def test_ctrl_c_ends_the_run_killed_keeps_finished_trials_and_exits_130(tiny, tr
 
 @pytest.mark.slow
 def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_store):
-    """California housing, two workers, two trials of two epochs: exactly two trials, the study
-    plots on the parent run, and the champion predicts the real test rows through pyfunc."""
+    """California housing, two workers, two trials of two epochs side by side: exactly two
+    trials, the study plots on the parent run, and the champion (the best trial's own model)
+    predicts the real test rows through pyfunc."""
     env = {"PIPELINE_DATA_MIRROR": str(mirror), "MLFLOW_TRACKING_URI": tracking_store}
     assert run_module("pipeline.prepare", "experiment=wide_deep", cwd=tmp_path, env=env).returncode == 0
     result = run_module(
@@ -477,10 +479,10 @@ def test_real_data_two_workers_plots_and_champion(mirror, tmp_path, tracking_sto
     assert len(children) == 2
     plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert {"plots/optimization_history.png", "plots/param_importances.png"} <= plots
-    # the best trial ran in a worker: its parameters are trained again, to the trial's score
-    assert parent.data.tags["champion.retrained"] == "true"
+    # both trials ran in worker processes: the best one's saved model is the champion
+    assert parent.data.tags["champion.retrained"] == "false"
     metric = best["metric"]
-    assert parent.data.metrics[f"champion_{metric}"] == pytest.approx(best["best_value"], rel=1e-4)
+    assert parent.data.metrics[f"champion_{metric}"] == pytest.approx(best["best_value"], rel=1e-6)
     x = np.load(tmp_path / "data/california_housing/arrays.npz")["x_test"][:5]
     houses = pd.DataFrame(
         x,

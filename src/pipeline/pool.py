@@ -20,18 +20,24 @@ task it had; what finished before it is in MLflow, and the stage's outputs are l
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import os
+import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from omegaconf import OmegaConf
 
+from pipeline import interrupts
 from pipeline.errors import WorkerDied
+
+#: how often a waiting stage looks for a Ctrl-C it deferred (interrupts.deferred)
+POLL_SECONDS = 0.5
 
 _stage = None  # a worker's StageContext, opened once by _start_worker
 
@@ -79,6 +85,9 @@ def _start_worker(threads: int, stage_name: str, cfg: dict) -> None:
 
     from pipeline.stage import StageContext
 
+    # its own session: a terminal's Ctrl-C reaches the stage's process alone, which passes it
+    # on once (Workers.interrupt); a second SIGINT would make the worker stop mid-step
+    os.setsid()
     # before the first op: TensorFlow fixes its thread pools then
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
@@ -121,42 +130,100 @@ def run(
 def _run_wave(
     stage, function: Callable, tasks: Sequence[tuple], wave: Wave, describe
 ) -> Iterator[tuple[int, Any]]:
-    if wave.in_this_process:
-        for index in wave.tasks:
-            yield index, function(stage, *tasks[index])
-        return
-    module, name = _importable(function)
-    config = OmegaConf.to_container(stage.cfg, resolve=True)
-    with ProcessPoolExecutor(
-        wave.workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_start_worker,
-        initargs=(wave.threads, stage.stage, config),
-    ) as pool:
-        running = {pool.submit(_call, module, name, tasks[index]): index for index in wave.tasks}
+    with Workers(stage, wave) as workers:
+        yield from workers.run(function, {index: tasks[index] for index in wave.tasks}, describe)
+
+
+class Workers:
+    """A wave's worker processes, started on first use and kept for several rounds of tasks
+    (the tune stage's batches of trials); with ``wave.in_this_process``, this process."""
+
+    def __init__(self, stage, wave: Wave) -> None:
+        self.stage, self.wave = stage, wave
+        self.pool: ProcessPoolExecutor | None = None
+        self.running: dict = {}  # future -> task index
+        self.interrupted = False
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            if any(not future.done() for future in self.running):
+                self.interrupt()  # Ctrl-C, or the caller stopped early: end the running fits
+            try:
+                self.pool.shutdown(wait=True, cancel_futures=True)
+            except KeyboardInterrupt:  # a second Ctrl-C: do not wait for them
+                self.kill()
+                raise
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                self.wave.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(
+                    self.wave.threads,
+                    self.stage.stage,
+                    OmegaConf.to_container(self.stage.cfg, resolve=True),
+                ),
+            )
+        return self.pool
+
+    def _processes(self) -> list:
+        # concurrent.futures has no public list of its workers; sending them a signal needs it
+        return [p for p in (getattr(self.pool, "_processes", None) or {}).values() if p.is_alive()]
+
+    def interrupt(self) -> None:
+        """Ctrl-C to the running fits, which end at their next batch (training.fit)."""
+        self.interrupted = True
+        for process in self._processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        for process in self._processes():
+            process.kill()
+
+    def run(
+        self, function: Callable, tasks: Mapping[int, tuple], describe: Callable[[tuple], str] = str
+    ) -> Iterator[tuple[int, Any]]:
+        """``function(stage, *task)`` for every task; yields (task index, result) as each
+        finishes. A task's exception is raised once the running tasks have finished (their
+        results are yielded first); tasks not started are dropped. A dead worker raises
+        WorkerDied (the pool is unusable after it)."""
+        if self.wave.in_this_process:
+            for index, task in tasks.items():
+                yield index, function(self.stage, *task)
+            return
+        module, name = _importable(function)
+        pool = self._start()
+        self.running = running = {
+            pool.submit(_call, module, name, task): index for index, task in tasks.items()
+        }
         failure: BaseException | None = None
-        try:
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=running.get):
-                    index = running.pop(future)
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        raise WorkerDied(
-                            f"{stage.stage} {stage.name}: a worker process died while running "
-                            f"{describe(tasks[index])} (killed, or out of memory?); nothing of the "
-                            f"stage's outputs was written. Rerun with fewer workers to use less memory."
-                        ) from None
-                    except BaseException as error:
-                        if failure is None:  # the first one; the running tasks still finish
-                            failure = error
-                            for other in running:
-                                other.cancel()
-                        continue
-                    yield index, result
-                running = {f: i for f, i in running.items() if not f.cancelled()}
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        while running:
+            done, _ = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            if interrupts.pending() and not self.interrupted:  # a Ctrl-C this process deferred
+                self.interrupt()
+            for future in sorted(done, key=running.get):
+                index = running.pop(future)
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise WorkerDied(
+                        f"{self.stage.stage} {self.stage.name}: a worker process died while running "
+                        f"{describe(tasks[index])} (killed, or out of memory?); nothing of the "
+                        f"stage's outputs was written. Rerun with fewer workers to use less memory."
+                    ) from None
+                except BaseException as error:
+                    if failure is None:  # the first one; the running tasks still finish
+                        failure = error
+                        for other in running:
+                            other.cancel()
+                    continue
+                yield index, result
+            self.running = running = {f: i for f, i in running.items() if not f.cancelled()}
         if failure is not None:
             raise failure

@@ -8,20 +8,23 @@
 
 The search space is the experiment's ``tune.space`` (conf/tune/<experiment>.yaml). The study
 lives in persistent storage (a journal file <dir>/<experiment>/study.journal, or an RDB URL
-such as postgresql://... for workers on several machines), so running the same command again
-resumes it: exactly N more trials, run by K worker processes sharing the study. A worker killed
-mid-trial leaves every finished trial; the next invocation fails its stale trial (with a
-reason) and retries it once. A trial whose loss diverges or whose model cannot be built is
-FAILED with its reason and the study goes on. Ctrl-C stops the trials, keeps the finished
-ones, ends the MLflow run KILLED and exits 130. The storage is checked before any work: an RDB
+such as postgresql://... for invocations on several machines sharing one study), so running the
+same command again resumes it: exactly N more trials. They run in batches of one per core,
+asked from the seeded sampler, trained side by side in K worker processes (tune.n_workers,
+default one per core) and told in trial order (pipeline.tuning.batches): the same study with
+1 worker or 2. A worker killed mid-trial leaves every finished trial; its trials are failed
+(with a reason) and retried once by the next invocation. A trial whose loss diverges or whose
+model cannot be built is FAILED with its reason and the study goes on. Ctrl-C stops the
+trials at their next batch, keeps the finished ones, ends the MLflow run KILLED and exits 130.
+The storage is checked before any work: an RDB
 server that does not answer or refuses the login, or a journal line that is not a record, stops
 the run with one line (no password in it) and exit 1; a journal whose last line a crash cut
 short has that line moved to study.journal.torn and resumes with every complete trial.
 
 One MLflow parent run per invocation (the study's plots as PNGs, best_params.json) with one
 child run per trial. A new study's first trial is the configured (untuned) model. The best
-trial's model (by the first objective; kept from when the trial ran, retrained only if it ran
-in another process) is logged on the parent run and registered as a new version of the model
+trial's model (by the first objective; saved when the trial ran, retrained only if it ran in
+an earlier invocation) is logged on the parent run and registered as a new version of the model
 <experiment>: it becomes ``models:/<experiment>@champion`` if it beats the
 current champion on validation, else ``@challenger`` (unless tune.register=false). The best
 parameters, with the best trial's test-set score (never used for selection) and, for several
@@ -40,17 +43,15 @@ from pipeline.config import experiment_config, load
 
 # the names the tests and other stages import from here
 from pipeline.tuning.space import search_space, suggest  # noqa: F401
+from pipeline.tuning.batches import batch_size
 from pipeline.tuning.study import PRUNERS, SAMPLERS, make_pruner, make_storage, settings_of  # noqa: F401
 
 
 def main(args: list[str]) -> int:
-    worker = cli.pop_option(args, "--worker")  # set by a parent tune process for its workers
     cfg = load(args)
     settings = settings_of(cfg)
     search_space(OmegaConf.to_container(experiment_config(cfg).tune.space))  # fail fast
-    if worker:
-        return run_worker(cfg, settings, worker)
-    return run_search(cfg, settings, args)
+    return run_search(cfg, settings)
 
 
 def open_study(cfg: DictConfig, settings: dict, *, seed: int, parallel: bool):
@@ -73,7 +74,7 @@ def best_params_file(cfg: DictConfig, settings: dict) -> Path:
     return layout.best_params(cfg.experiment, settings["dir"])
 
 
-def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
+def run_search(cfg: DictConfig, settings: dict) -> int:
     from pipeline import tracking
     from pipeline.io import write_json
     from pipeline.tuning import recovery
@@ -83,8 +84,8 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     check_study_storage(cfg, settings)  # before anything is written or TensorFlow loaded
     quiet_optuna()
     context = Context.load(cfg, settings)  # the tracking server is checked first
-    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=settings["n_workers"] > 1)
-    seed = resume(study, context)
+    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=batch_size(settings) > 1)
+    resume(study, context)
     with tracking.run(
         f"tune-{study.study_name}",
         experiment_id=context.stage.experiment_id,
@@ -92,7 +93,7 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     ) as parent:
         tracking.log_params({f"tune.{k}": v for k, v in loggable(settings).items()})
         try:
-            failed_workers, kept = run_trials(study, context, args, parent.info.run_id, seed)
+            failed_workers, kept = run_trials(study, context, parent.info.run_id)
         finally:
             recover(study, context, mine=True)  # a worker SIGKILLed just now, a Ctrl-C
         summary = finish(context, study, settings, kept)
@@ -100,7 +101,7 @@ def run_search(cfg: DictConfig, settings: dict, args: list[str]) -> int:
     print_result(cfg, study, settings, summary)
     if failed_workers:
         cli.progress(
-            f"tune {cfg.experiment}: {failed_workers} worker(s) failed (above); finished "
+            f"tune {cfg.experiment}: a worker process died (above); finished "
             "trials are kept, run the command again for the missing ones"
         )
         return 1
@@ -117,8 +118,8 @@ def check_study_storage(cfg: DictConfig, settings: dict) -> None:
         cli.progress(f"tune {cfg.experiment}: {repaired}")
 
 
-def resume(study, context) -> int:
-    """Recover what a killed invocation left, warm-start a new study, seed the sampler; the seed."""
+def resume(study, context) -> None:
+    """Recover what a killed invocation left, warm-start a new study, seed the sampler."""
     from pipeline.tuning.study import make_sampler
 
     settings = context.settings
@@ -128,16 +129,13 @@ def resume(study, context) -> int:
         warm_start(study, context)
     # another seed per invocation: a resumed study must not re-sample the first one's points
     seed = context.stage.seed + already
-    study.sampler = make_sampler(
-        settings["sampler"], seed, settings["n_trials"], parallel=settings["n_workers"] > 1
-    )
-    n_workers = settings["n_workers"]
+    size = batch_size(settings)
+    study.sampler = make_sampler(settings["sampler"], seed, settings["n_trials"], parallel=size > 1)
     cli.progress(
         f"tune {context.stage.name}: study {study.study_name!r} has {already} trials; "
         f"running {settings['n_trials']} more (pruner {settings['pruner']}, "
-        f"{n_workers} worker{'s' if n_workers > 1 else ''})"
+        f"{size} at a time)"
     )
-    return seed
 
 
 def print_result(cfg: DictConfig, study, settings: dict, summary: dict) -> None:
@@ -186,28 +184,28 @@ def recover(study, context, mine: bool = False) -> None:
     recovery.close_orphan_runs(context.stage.experiment_id)
 
 
-def run_trials(study, context, args: list[str], parent_run_id: str, seed: int):
-    """N trials, here or in K worker processes; (the number of workers that failed, the best
-    trial run here with its model or None)."""
+def run_trials(study, context, parent_run_id: str):
+    """N trials in batches (pipeline.tuning.batches); (1 if a worker process died else 0,
+    the best complete trial with its model, or None)."""
+    import tempfile
+
     import mlflow
 
-    from pipeline.tuning import workers
-    from pipeline.tuning.objective import Objective
+    from pipeline.tuning import batches
 
     settings = context.settings
-    progress = workers.Progress(study, settings, parent_run_id, settings["n_trials"])
-    try:
-        if settings["n_workers"] == 1:
-            objective = Objective(context, parent_run_id)
-            workers.run_here(study, objective, settings, progress)
-            return 0, objective.kept
-        spawned = workers.spawn(args, parent_run_id, seed, settings)
-        failed = len(workers.supervise(spawned, progress))
+    progress = batches.Progress(study, settings, parent_run_id, settings["n_trials"])
+    with tempfile.TemporaryDirectory(prefix="pipeline-trials-") as model_dir:
+        search = batches.Search(study, context, parent_run_id, Path(model_dir))
+        try:
+            failed = batches.run_batches(search, progress)
+        finally:
+            progress.close()
         if failed:
             mlflow.set_tag("tune.failed_workers", str(failed))
-        return failed, None
-    finally:
-        progress.close()
+        if search.kept is not None:
+            search.kept.load_model()  # into memory: the folder goes when this returns
+        return failed, search.kept
 
 
 def finish(context, study, settings: dict, kept=None) -> dict:
@@ -228,21 +226,6 @@ def finish(context, study, settings: dict, kept=None) -> dict:
         summary["champion"] = {k: v for k, v in champion.items() if k != "scores"}
     mlflow.log_dict(summary, "best_params.json")
     return summary
-
-
-def run_worker(cfg: DictConfig, settings: dict, option: str) -> int:
-    """One worker process of a parent's search: its share of the trials, nothing else."""
-    from pipeline.tuning import workers
-    from pipeline.tuning.objective import Context, Objective
-    from pipeline.tuning.study import quiet_optuna
-
-    parent_run_id, n_trials, seed = workers.parse_worker_option(option)
-    settings = workers.worker_storage(settings)
-    quiet_optuna()
-    context = Context.load(cfg, settings)  # the tracking server is checked first
-    study = open_study(cfg, settings, seed=seed, parallel=True)
-    workers.optimize(study, Objective(context, parent_run_id), n_trials, settings["timeout"])
-    return 0
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@ parent run and registered as a new version of ``<experiment>``, which becomes
 ``models:/<experiment>@champion`` only if it beats the current champion on validation (else
 ``@challenger``).
 
-The model is the one the trial trained, kept in memory by the objective while the study ran
+The model is the one the trial trained, saved to a temporary file by the process that ran it
 (one model per search is logged, not one per trial), so the study ends without training
-anything again. Only when the best trial ran elsewhere (in a worker process, or in an earlier
-invocation of a resumed study) is its config retrained: training is seeded and deterministic,
+anything again. Only when the best trial ran in an earlier invocation of a resumed study (or
+in another machine's) is its config retrained: training is seeded and deterministic,
 so the retrained model scores what the trial scored (the parent run logs both, ``champion_*``
 metrics beside ``best_value``, and a note is printed if they differ).
 """
@@ -30,15 +30,16 @@ def register_champion(context: Context, trial, kept: Kept | None = None) -> dict
 
     settings = context.settings
     if kept is not None and kept.number == trial.number:
-        trained, run_cfg, scores = kept.trained, kept.run_cfg, kept.scores
+        model, run_cfg, scores = kept.load_model(), kept.run_cfg, kept.scores
         mlflow.set_tag("champion.retrained", "false")
     else:
         trained, run_cfg, scores = retrain(context, trial)
+        model = trained.model
         mlflow.set_tag("champion.retrained", "true")
     tracking.log_metrics({f"champion_{k}": v for k, v in scores.items()})
     value = float(scores.get(settings["metric"], math.nan))
     logged = tracking.log_servable(
-        context.stage.experiment.servable(run_cfg, context.variant, trained.model, context.stage.data)
+        context.stage.experiment.servable(run_cfg, context.variant, model, context.stage.data)
     )
     tracking.log_metrics(scores, model_id=logged.model_id)
     name = context.stage.name

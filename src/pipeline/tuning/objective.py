@@ -82,35 +82,34 @@ class Context:
 
 @dataclass
 class Kept:
-    """A complete trial's trained model, kept so that the champion is not trained again."""
+    """The best complete trial's model, kept (as the file its worker saved) so that the
+    champion is not trained again."""
 
     number: int
     value: float  # its first objective, the one the champion is chosen by
-    trained: Any
+    model_file: str
     run_cfg: DictConfig
     scores: dict[str, Any]
+    model: Any = None  # loaded from model_file on first use
+
+    def load_model(self):
+        import keras
+
+        if self.model is None:
+            self.model = keras.models.load_model(self.model_file)
+        return self.model
 
 
 class Objective:
     """Optuna's objective: returns one value per objective; raises TrialPruned or TrialFailed.
-
-    ``kept`` is the best complete trial this process ran (by the first objective, as
-    report.champion_trial chooses), with its model: the champion, unless a better trial ran
-    in another process or invocation."""
+    ``result`` is the last complete trial's (trained, resolved config, scores)."""
 
     def __init__(self, context: Context, parent_run_id: str) -> None:
         self.context, self.parent_run_id = context, parent_run_id
         settings = context.settings
         # Optuna cannot prune a multi-objective trial (Trial.report is single-objective only)
         self.prunes = len(settings["objectives"]) == 1 and settings["pruner"] != "none"
-        self.kept: Kept | None = None
-
-    def keep(self, number: int, value: float, trained, run_cfg: DictConfig, scores: dict) -> None:
-        from pipeline.tracking import better
-
-        direction = self.context.settings["directions"][0]
-        if self.kept is None or better(value, self.kept.value, direction):
-            self.kept = Kept(number, value, trained, run_cfg, scores)
+        self.result: tuple | None = None
 
     def __call__(self, trial):
         import optuna
@@ -188,7 +187,7 @@ class Objective:
         trial.set_user_attr("epochs", trained.fit.epochs)
         tracking.log_metrics(scores)
         values = objective_values(scores, ctx.settings["objectives"])
-        self.keep(trial.number, values[0], trained, run_cfg, scores)  # complete: the values are valid
+        self.result = trained, run_cfg, scores  # complete: the values are valid
         return values[0] if len(values) == 1 else values
 
 

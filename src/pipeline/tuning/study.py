@@ -45,7 +45,7 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
     merged.update({key: _plain(value) for key, value in cfg.tune.items() if value is not None})
     merged.setdefault("timeout", None)
     merged.setdefault("storage", None)
-    merged.setdefault("n_workers", 1)
+    merged.setdefault("n_workers", None)  # one per core
     merged.setdefault("register", True)
     merged["study_name"] = merged.get("study_name") or cfg.experiment
     merged["sampler"] = merged.get("sampler") or SAMPLERS[0]
@@ -54,6 +54,8 @@ def settings_of(cfg: DictConfig) -> dict[str, Any]:
     if merged["sampler"] not in SAMPLERS:
         raise ConfigError(f"Unknown sampler {merged['sampler']!r}; valid choices: {', '.join(SAMPLERS)}.")
     for key in ("n_trials", "n_workers"):
+        if key == "n_workers" and merged[key] is None:
+            continue
         if not isinstance(merged[key], int) or isinstance(merged[key], bool) or merged[key] < 1:
             raise ConfigError(f"tune.{key} must be a positive integer, got {merged[key]!r}.")
     if merged["timeout"] is not None and not (
