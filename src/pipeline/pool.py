@@ -15,7 +15,9 @@ stage's context once (tracking, the experiment's code, the prepared data), pins 
 threads and then takes tasks. A single task with the whole machine runs in this process, as it
 always did. A worker that dies (killed, out of memory) fails the stage with a message naming the
 task it had; what finished before it is in MLflow, and the stage's outputs are left as they were
-(they are written atomically).
+(they are written atomically). Workers run in their own sessions: a Ctrl-C reaches the stage's
+process alone, which passes it on once to the running fits (they stop at their next batch).
+The tune stage keeps one ``Workers`` for all its batches of trials (pipeline.tuning.batches).
 """
 
 from __future__ import annotations
