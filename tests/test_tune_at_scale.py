@@ -123,13 +123,19 @@ def runs_of(uri: str, experiment: str = "wide_deep"):
 # --- settings, splitting, recovery: no training -------------------------------------------------
 
 
-def test_a_batch_is_one_trial_per_core_unless_the_pruner_compares_running_trials(monkeypatch):
+def test_a_batch_is_one_trial_per_core_unless_trials_would_see_each_other(monkeypatch):
     """A median pruner reads only complete trials (none of a batch's peers); successive halving
-    and hyperband read the running ones too, whose timing would change their decisions."""
+    and hyperband read the running ones too, whose timing would change their decisions; and
+    transfer's trials reuse the model_A their process trained."""
+    from pipeline.experiments import get_experiment
+
     monkeypatch.setattr(pool, "cores", lambda: 2)
-    assert batches.batch_size({"pruner": "median"}) == batches.batch_size({"pruner": "none"}) == 2
-    assert batches.batch_size({"pruner": "successive_halving"}) == 1
-    assert batches.batch_size({"pruner": "hyperband"}) == 1
+    wide_deep, transfer = get_experiment("wide_deep"), get_experiment("transfer")
+    assert batches.batch_size({"pruner": "median"}, wide_deep) == 2
+    assert batches.batch_size({"pruner": "none"}, wide_deep) == 2
+    assert batches.batch_size({"pruner": "successive_halving"}, wide_deep) == 1
+    assert batches.batch_size({"pruner": "hyperband"}, wide_deep) == 1
+    assert batches.batch_size({"pruner": "none"}, transfer) == 1
 
 
 def test_objectives_and_directions_settings():

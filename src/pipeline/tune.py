@@ -84,7 +84,8 @@ def run_search(cfg: DictConfig, settings: dict) -> int:
     check_study_storage(cfg, settings)  # before anything is written or TensorFlow loaded
     quiet_optuna()
     context = Context.load(cfg, settings)  # the tracking server is checked first
-    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=batch_size(settings) > 1)
+    parallel = batch_size(settings, context.stage.experiment) > 1
+    study = open_study(cfg, settings, seed=int(cfg.seed), parallel=parallel)
     resume(study, context)
     with tracking.run(
         f"tune-{study.study_name}",
@@ -129,7 +130,7 @@ def resume(study, context) -> None:
         warm_start(study, context)
     # another seed per invocation: a resumed study must not re-sample the first one's points
     seed = context.stage.seed + already
-    size = batch_size(settings)
+    size = batch_size(settings, context.stage.experiment)
     study.sampler = make_sampler(settings["sampler"], seed, settings["n_trials"], parallel=size > 1)
     cli.progress(
         f"tune {context.stage.name}: study {study.study_name!r} has {already} trials; "

@@ -68,6 +68,10 @@ class Experiment:
     #: whether train_variant reports ``best_epoch``, the epoch of the lowest ``monitor``: where
     #: overfitting starts, what early stopping restores
     reports_best_epoch: bool = False
+    #: the tune stage runs this experiment's trials one after another in its own process, as
+    #: they reuse what it trained for an earlier trial (transfer's model_A): in workers, each
+    #: would train it again
+    tune_in_one_process: bool = False
 
     # --- to implement -------------------------------------------------------------------
     def build(self, cfg: DictConfig, variant: str, data: Arrays) -> keras.Model:

@@ -55,6 +55,7 @@ def accuracy(model, x, y) -> float:
 
 class Transfer(ClassificationExperiment):
     name = "transfer"
+    tune_in_one_process = True  # the trials share model_A (train_variant's cache)
 
     def __init__(self) -> None:
         self._model_a_cache: dict[str, TrainedVariant] = {}

@@ -7,7 +7,8 @@ odd last trial trains here with every core. Only when the whole batch has ended 
 told, in trial order. So the sampler of the next batch, and the pruner of a running trial, see
 the same finished trials whatever the timing: a median pruner reads only complete trials, which
 within a batch are none of its peers. A pruner that compares running trials too (successive
-halving, hyperband) gets batches of one. The batch size depends on the cores, never on
+halving, hyperband) gets batches of one, and so does an experiment whose trials reuse what
+their process trained (transfer's model_A). The batch size depends on the cores, never on
 ``tune.n_workers`` (the processes), so 1 worker and 2 give the same study.
 
 A worker saves the model of each complete trial to a temporary file; the best one becomes the
@@ -31,11 +32,14 @@ from pipeline import cli
 BATCH_SAFE_PRUNERS = ("median", "none")
 
 
-def batch_size(settings: dict) -> int:
-    """Trials per batch: one per core, unless the pruner would compare them while they run."""
+def batch_size(settings: dict, experiment) -> int:
+    """Trials per batch: one per core, unless the pruner would compare them while they run or
+    the experiment's trials reuse what its process trained (``tune_in_one_process``)."""
     from pipeline.pool import cores
 
-    return cores() if settings["pruner"] in BATCH_SAFE_PRUNERS else 1
+    if experiment.tune_in_one_process or settings["pruner"] not in BATCH_SAFE_PRUNERS:
+        return 1
+    return cores()
 
 
 class Progress:
@@ -121,7 +125,7 @@ def run_batches(search: Search, progress: Progress) -> int:
     from pipeline.errors import WorkerDied
 
     settings, stage = search.context.settings, search.context.stage
-    size = batch_size(settings)
+    size = batch_size(settings, stage.experiment)
     left, started = settings["n_trials"], time.monotonic()
     with interrupts.deferred(), pool.Workers(stage, pool.waves(settings["n_workers"], size)[0]) as full:
         while left > 0:
