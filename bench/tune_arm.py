@@ -26,10 +26,10 @@ def stage_args(experiment: str, n_trials: int, folder: Path, *extra: str) -> lis
     ]
 
 
-def run(label: str, command: list[str], experiment: str, folder: Path):
-    """Run ``command`` (a tune stage invocation made with stage_args) with its MLflow store in
-    ``folder``; (wall seconds, the study it left, its best_params.json). A failed run stops the
-    benchmark with the end of its output."""
+def run(label: str, command: list[str], experiment: str, folder: Path, cwd: Path = ROOT):
+    """Run ``command`` (a tune stage invocation made with stage_args) in ``cwd`` (where its
+    data/ is prepared) with its MLflow store in ``folder``; (wall seconds, the study it left,
+    its best_params.json). A failed run stops the benchmark with the end of its output."""
     import optuna
 
     sys.path.insert(0, str(ROOT / "src"))
@@ -42,7 +42,7 @@ def run(label: str, command: list[str], experiment: str, folder: Path):
     }
     started = time.perf_counter()
     result = subprocess.run(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     seconds = time.perf_counter() - started
     (folder / "tune.log").write_text(result.stdout)
