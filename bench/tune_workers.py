@@ -56,6 +56,8 @@ def prepare(experiment: str, folder: Path) -> Path:
     folder.mkdir(parents=True)
     dataset = experiment_config(load([f"experiment={experiment}"])).dataset
     env = {**os.environ, "PYTHONPATH": str(tune_arm.ROOT / "src"), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if env.get("PIPELINE_DATA_MIRROR"):  # given relative to where the bench was started
+        env["PIPELINE_DATA_MIRROR"] = str(Path(env["PIPELINE_DATA_MIRROR"]).resolve())
     subprocess.run(
         [sys.executable, "-m", "pipeline.prepare", f"dataset={dataset}"], cwd=folder, env=env, check=True
     )
