@@ -57,6 +57,20 @@ def weights(models: Path) -> str:
     return out.strip()
 
 
+def print_speed_ups(
+    walls: dict[int, list[float]], loads: dict[int, list[float]], repeats: int, more=lambda workers: ""
+) -> None:
+    """A line per arm (workers=K, in the order run): median wall time and load, the speed-up
+    over the first arm, and ``more(K)``. Also bench/tune_workers.py's."""
+    base = statistics.median(next(iter(walls.values())))
+    for workers, times in walls.items():
+        wall = statistics.median(times)
+        print(
+            f"workers={workers}: {wall:7.1f} s (median of {repeats}), load "
+            f"{statistics.median(loads[workers]):.2f}, speed-up {base / wall:.2f}x{more(workers)}"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--experiment", default="thoracic")
@@ -101,13 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     print(f"train {args.experiment} {' '.join(overrides)}  ({os.cpu_count()} cores)")
-    base = statistics.median(walls[args.workers[0]])
-    for workers in args.workers:
-        wall = statistics.median(walls[workers])
-        print(
-            f"workers={workers}: {wall:7.1f} s (median of {args.repeats}), load "
-            f"{statistics.median(loads[workers]):.2f}, speed-up {base / wall:.2f}x"
-        )
+    print_speed_ups(walls, loads, args.repeats)
     same = len(digests) == 1
     print(f"weights identical in every arm: {'yes' if same else 'NO'} ({len(digests)} digest(s))")
     return 0 if same else 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import tune_arm  # noqa: E402
+from train_workers import print_speed_ups  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -106,13 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 best[workers] = summary["best_value"]
                 print(f"  workers={workers} repeat {repeat + 1}: {wall:.1f} s, load {load_:.2f}", flush=True)
     print(f"tune {args.experiment}, {trials} trials {' '.join(args.overrides)}  ({os.cpu_count()} cores)")
-    base = statistics.median(walls[args.workers[0]])
-    for workers in args.workers:
-        wall = statistics.median(walls[workers])
-        print(
-            f"workers={workers}: {wall:7.1f} s (median of {args.repeats}), load "
-            f"{statistics.median(loads[workers]):.2f}, speed-up {base / wall:.2f}x, best {best[workers]:.5g}"
-        )
+    print_speed_ups(walls, loads, args.repeats, more=lambda workers: f", best {best[workers]:.5g}")
     same = len(studies) == 1
     print(f"the same study in every arm: {'yes' if same else 'NO'} ({len(studies)} different)")
     return 0 if same else 1
