@@ -78,6 +78,18 @@ def run_module(
     )
 
 
+def run_bench(script: str, *args: str, mirror: Path, cwd: Path = ROOT, timeout: int = 1200):
+    """``python bench/<script> args`` on the real data (the mirror), as the README runs it."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        cwd=cwd,
+        env={**os.environ, "PIPELINE_DATA_MIRROR": str(mirror)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def prepare_in(folder: Path, mirror: Path, dataset: str) -> Path:
     """``folder`` with ``dataset`` prepared in its data/ (what the stages read)."""
     result = run_module(

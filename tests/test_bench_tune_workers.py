@@ -1,28 +1,18 @@
 """bench/tune_workers.py runs a shrunk real search with 1 worker and 2 and finds the same study."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from conftest import ROOT
+from conftest import run_bench
 
 
 @pytest.mark.slow
 def test_the_tune_workers_benchmark_runs_both_arms_and_compares_studies(mirror):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench/tune_workers.py"),
-            "--trials",
-            "3",
-            "experiments.wide_deep.variants.search.train.epochs=2",
-        ],
-        env={**os.environ, "PIPELINE_DATA_MIRROR": str(mirror)},
-        capture_output=True,
-        text=True,
-        timeout=1200,
+    result = run_bench(
+        "tune_workers.py",
+        "--trials",
+        "3",
+        "experiments.wide_deep.variants.search.train.epochs=2",
+        mirror=mirror,
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "workers=1:" in result.stdout and "workers=2:" in result.stdout
