@@ -3,9 +3,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from omegaconf import open_dict
 
-from pipeline import config
+from pipeline import config, training
 from pipeline.errors import TrainingDiverged
 from pipeline.experiments import REGISTRY, get_experiment
 from pipeline.models.dense import dense_layers
@@ -235,3 +236,88 @@ def test_best_checkpoint_restores_the_best_epoch_and_cleans_up():
     for kept, best in zip(model.get_weights(), best_weights):
         np.testing.assert_allclose(kept, best, rtol=1e-6)
     assert not checkpoint.folder.exists()
+
+
+def _two_in_two_out(dropout: float) -> keras.Model:
+    wide, deep = keras.Input((3,), name="wide"), keras.Input((5,), name="deep")
+    hidden = keras.layers.Dropout(dropout)(keras.layers.Dense(8, activation="relu")(deep))
+    merged = keras.layers.Concatenate()([wide, hidden])
+    outputs = {
+        "main": keras.layers.Dense(1, name="main")(merged),
+        "aux": keras.layers.Dense(1, name="aux")(hidden),
+    }
+    return keras.Model({"wide": wide, "deep": deep}, outputs)
+
+
+@pytest.mark.parametrize("shape", ["one_array", "dicts"])
+def test_gathered_batches_train_as_keras_own_batches(shape):
+    """The fast path's batches (row indices from tf.data, rows gathered in the compiled step)
+    give the weights of Keras' own shuffled array batches bit for bit: dropout masks, a last
+    partial batch (203 rows, batch 16) and several epochs included. The day Keras changes how
+    it shuffles, this fails (training.index_batches copies its recipe)."""
+    rng = np.random.default_rng(0)
+    n = 203
+    if shape == "one_array":
+        x, y = rng.normal(size=(n, 5)).astype("float32"), rng.integers(0, 3, n)
+
+        def build():
+            return keras.Sequential(
+                [
+                    keras.Input((5,)),
+                    keras.layers.Dense(8, activation="relu"),
+                    keras.layers.Dropout(0.3),
+                    keras.layers.Dense(3, activation="softmax"),
+                ]
+            )
+
+        loss = "sparse_categorical_crossentropy"
+    else:
+        x = {"wide": rng.normal(size=(n, 3)), "deep": rng.normal(size=(n, 5))}  # float64, as NumPy makes them
+        y = {"main": rng.normal(size=(n, 1)), "aux": rng.normal(size=(n, 1))}
+
+        def build():
+            return _two_in_two_out(0.3)
+
+        loss = {"main": "mse", "aux": "mse"}
+    weights = []
+    for gathered in (True, False):
+        training.seed_everything(7)
+        model = build()
+        model.compile(optimizer="adam", loss=loss, steps_per_execution=4)
+        if gathered:
+            training.fit(model, (x, y), None, epochs=3, batch_size=16)
+        else:
+            model.fit(x, y, epochs=3, batch_size=16, shuffle=True, verbose=0)
+        weights.append(model.get_weights())
+    for ours, keras_own in zip(*weights, strict=True):
+        np.testing.assert_array_equal(ours, keras_own)
+
+
+def test_gathered_model_still_fits_arrays_the_keras_way():
+    """A model trained on the fast path is still an ordinary Keras model: a plain ``model.fit``
+    on arrays afterwards trains it (the installed step passes non-index batches through)."""
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(40, 4)).astype("float32"), rng.normal(size=(40, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    training.fit(model, (x, y), None, epochs=1, batch_size=8)
+    rows = tf.nest.flatten(training.GatheredBatches.of(model).rows)
+    assert [int(tf.shape(r)[0]) for r in rows] == [0, 0]  # the copy of the data is freed after the fit
+    before = model.get_weights()[0].copy()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(before, model.get_weights()[0])
+
+
+def test_bigger_batches_keep_keras_array_pipeline():
+    """Gathering in the step pays only for small batches (training.gathers); above
+    GATHER_MAX_BATCH, and for anything but NumPy arrays, the fit is Keras' own."""
+    x, y = np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")
+    assert training.gathers(training.GATHER_MAX_BATCH, x, y)
+    assert not training.gathers(training.GATHER_MAX_BATCH + 1, x, y)
+    assert not training.gathers(8, x.tolist(), y)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    training.fit(
+        model, (np.zeros((80, 2), "float32"), np.zeros((80, 1), "float32")), None, epochs=1, batch_size=64
+    )
+    assert "_gathered_batches" not in vars(model)

@@ -1,15 +1,16 @@
 """The one fit loop: seeds, determinism, the fast path, NaN guard, pruning and tracking hooks.
 
-On a CPU these models are small enough that per-step Python overhead dominates. The fast path
-changes how often Python is involved, not what is computed: the same seeded, shuffled
-mini-batches (Keras' own in-memory tf.data pipeline over the arrays, with prefetch) run
-``steps_per_execution`` at a time inside one compiled call, and validation uses large batches
-(a mean over the same samples). Results are identical to the plain ``fit`` of the seed notes;
-bench/train_speed.py measures the speed-up.
+On a CPU these models are small enough that per-step overhead dominates. The fast path
+changes how often Python and tf.data are involved, not what is computed: the same seeded,
+shuffled mini-batches as Keras' own array pipeline, their rows gathered inside the compiled
+step (``GatheredBatches``), run ``steps_per_execution`` at a time inside one compiled call, and
+validation uses large batches (a mean over the same samples). Results are identical to the
+plain ``fit`` of the seed notes; bench/experiment_speed.py measures the speed-up.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import shutil
@@ -33,6 +34,7 @@ tf.get_logger().setLevel("ERROR")
 
 Arrays = Any  # an array, a tuple of arrays or a dict of arrays, as Keras accepts them
 VALIDATION_BATCH = 4096
+GATHER_MAX_BATCH = 32  # training.gathers: the batch size up to which gathering in the step pays
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -234,6 +236,120 @@ def _copy_state(source: keras.Model, target: keras.Model) -> None:
             layer.variance.assign(tf.cast(tf.reshape(layer.adapt_variance, shape), dtype))
 
 
+class GatheredBatches:
+    """The fast path's input pipeline: Keras' own shuffled batches, gathered inside the step.
+
+    ``model.fit`` on arrays runs a tf.data element per batch (a ``map`` that gathers the
+    batch's rows), which is most of a small network's step on a CPU. Here tf.data yields only
+    the batch's row indices, made exactly as Keras' ``ArrayDataAdapter.get_tf_dataset`` makes
+    them (the same seeded permutation per epoch, the same full batches and the same last
+    partial one), and the compiled train step gathers the rows from the training arrays, which
+    it holds as variables. Same batches, same order, same numbers
+    (tests/test_models_and_training.py compares it with the plain fit); bench/experiment_speed.py
+    measures it. The arrays are variables, not captured constants, so a traced train function
+    (``TracedModel``) trains on the next fold's rows without being traced again.
+    """
+
+    def __init__(self, model: keras.Model) -> None:
+        self.rows: Any = None  # (x, y) as Keras packs them, each array a tf.Variable
+        step = model.train_step
+
+        def train_step(data: Any) -> Any:
+            if isinstance(data, tf.Tensor) and data.dtype == tf.int64 and data.shape.rank == 1:
+                data = tf.nest.map_structure(lambda rows: tf.gather(rows, data), self.rows)
+            return step(data)  # anything else (a plain model.fit on arrays) as Keras does it
+
+        model.train_step = train_step
+        model.train_function = None
+
+    @classmethod
+    def of(cls, model: keras.Model) -> "GatheredBatches":
+        """The model's own (made on its first fast fit; it lives as long as the model)."""
+        if "_gathered_batches" not in vars(model):
+            object.__setattr__(model, "_gathered_batches", cls(model))  # untracked: never saved
+        return vars(model)["_gathered_batches"]
+
+    def load(self, x: Arrays, y: Arrays, batch_size: int) -> tf.data.Dataset:
+        """Hold ``(x, y)`` and return the epoch's batches of row indices."""
+        from keras.src.trainers.data_adapters import array_slicing, data_adapter_utils
+
+        packed = data_adapter_utils.pack_x_y_sample_weight(x, y)
+        tensors = keras.tree.lists_to_tuples(array_slicing.convert_to_sliceable(packed, "tensorflow"))
+        if self.rows is None or not _same_layout(self.rows, tensors):
+            self.rows = tf.nest.map_structure(
+                lambda t: tf.Variable(t, trainable=False, shape=[None, *t.shape[1:]]), tensors
+            )
+        else:
+            tf.nest.map_structure(lambda variable, t: variable.assign(t), self.rows, tensors)
+        return index_batches(int(tf.nest.flatten(tensors)[0].shape[0]), batch_size)
+
+    def unload(self) -> None:
+        """Free the rows (a copy of the training data) but keep the variables, which a traced
+        train function holds, for the next fit."""
+        tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), self.rows)
+
+
+def _same_layout(variables: Any, tensors: Any) -> bool:
+    try:
+        tf.nest.assert_same_structure(variables, tensors)
+    except (ValueError, TypeError):
+        return False
+    return all(
+        v.dtype == t.dtype and v.shape[1:] == t.shape[1:]
+        for v, t in zip(tf.nest.flatten(variables), tf.nest.flatten(tensors))
+    )
+
+
+def index_batches(n_samples: int, batch_size: int) -> tf.data.Dataset:
+    """Keras 3.15's ``ArrayDataAdapter.get_tf_dataset(shuffle=True)`` without its last step (the
+    ``map`` that gathers rows): one ``tf.random.shuffle`` permutation per epoch, cut into full
+    batches and a last partial one. Its stateful shuffle op draws the same permutations as
+    Keras' own under the same seed."""
+    full = n_samples // batch_size
+
+    def permutation(_):
+        return tf.random.shuffle(tf.range(n_samples, dtype=tf.int64))
+
+    def cut(indices):
+        batches = tf.data.Dataset.from_tensor_slices(
+            tf.reshape(indices[: full * batch_size], [full, batch_size])
+        )
+        if n_samples % batch_size:
+            batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size :]))
+        return batches
+
+    options = tf.data.Options()
+    options.experimental_optimization.apply_default_optimizations = False
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    dataset = tf.data.Dataset.range(1).map(permutation).prefetch(1).flat_map(cut).with_options(options)
+    steps = full + (1 if n_samples % batch_size else 0)
+    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+
+
+@contextlib.contextmanager
+def _unloading(gathered: GatheredBatches | None):
+    try:
+        yield
+    finally:
+        if gathered:
+            gathered.unload()
+
+
+def gathers(batch_size: int, *arrays: Any) -> bool:
+    """Whether a fast fit gathers its batches in the compiled step (``GatheredBatches``) or
+    keeps Keras' array pipeline. Both train on the same batches; only the speed differs.
+    bench/experiment_speed.py with every fit gathered, against Keras' pipeline: at batches of
+    up to 32 rows a step is small and the per-batch tf.data element was much of it (wide &
+    deep's ratio over the plain fit rose from 1.94 to 3.31, transfer's from 1.83 to 3.08,
+    Boston's from 3.25 to 4.96; mc_dropout's stayed 1.7). At 64 rows and more the step's
+    arithmetic dominates, and Keras' pipeline prepares the next batch on another thread while
+    the step runs: mixed (Reuters and siamese faster; inception 1.26 -> 0.98, IMDB, residual
+    and multi_io slower), so those keep it."""
+    leaves = [leaf for structure in arrays for leaf in tf.nest.flatten(structure)]
+    arrays_only = bool(leaves) and all(isinstance(leaf, np.ndarray) for leaf in leaves)
+    return arrays_only and batch_size <= GATHER_MAX_BATCH
+
+
 @dataclass
 class FitResult:
     history: dict[str, list[float]]
@@ -279,14 +395,18 @@ def fit(
         interrupts.keras_callback(),
         *callbacks,
     ]
+    # the fast path: the same batches, gathered inside the compiled step where that pays
+    gathered = GatheredBatches.of(model) if fast and gathers(batch_size, x, y) else None
+    if gathered:
+        data = {"x": gathered.load(x, y, batch_size), "batch_size": None, "shuffle": False}
+    else:
+        data = {"x": x, "y": y, "batch_size": batch_size}
     started = time.perf_counter()
-    with interrupts.deferred():  # Ctrl-C ends the fit between two batches
+    with interrupts.deferred(), _unloading(gathered):  # Ctrl-C ends the fit between two batches
         history = model.fit(
-            x,
-            y,
+            **data,
             validation_data=valid,
             epochs=epochs,
-            batch_size=batch_size,
             # validation is a mean over the same samples whatever the batch; big batches are cheaper
             validation_batch_size=max(batch_size, VALIDATION_BATCH) if fast else None,
             callbacks=all_callbacks,
