@@ -397,12 +397,13 @@ def fit(
     ]
     # the fast path: the same batches, gathered inside the compiled step where that pays
     gathered = GatheredBatches.of(model) if fast and gathers(batch_size, x, y) else None
-    if gathered:
-        data = {"x": gathered.load(x, y, batch_size), "batch_size": None, "shuffle": False}
-    else:
-        data = {"x": x, "y": y, "batch_size": batch_size}
     started = time.perf_counter()
     with interrupts.deferred(), _unloading(gathered):  # Ctrl-C ends the fit between two batches
+        # made inside: a Ctrl-C while tf.data traces its functions must be deferred too
+        if gathered:
+            data = {"x": gathered.load(x, y, batch_size), "batch_size": None, "shuffle": False}
+        else:
+            data = {"x": x, "y": y, "batch_size": batch_size}
         history = model.fit(
             **data,
             validation_data=valid,
