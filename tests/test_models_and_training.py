@@ -308,6 +308,18 @@ def test_gathered_model_still_fits_arrays_the_keras_way():
     assert not np.array_equal(before, model.get_weights()[0])
 
 
+def test_gathered_model_fits_data_of_another_layout():
+    """A second fast fit on rows of another dtype (y float32, then int64) makes new row
+    variables; the train function traced for the old ones is traced again, not left reading
+    the old, emptied ones."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4)).astype("float32")
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    for y in (rng.normal(size=(40, 1)).astype("float32"), rng.integers(0, 2, (40, 1))):
+        assert training.fit(model, (x, y), None, epochs=1, batch_size=8).epochs == 1
+
+
 def test_bigger_batches_keep_keras_array_pipeline():
     """Gathering in the step pays only for small batches (training.gathers); above
     GATHER_MAX_BATCH, and for anything but NumPy arrays, the fit is Keras' own."""

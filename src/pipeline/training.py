@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -251,6 +251,7 @@ class GatheredBatches:
     """
 
     def __init__(self, model: keras.Model) -> None:
+        self.model = model
         self.rows: Any = None  # (x, y) as Keras packs them, each array a tf.Variable
         step = model.train_step
 
@@ -260,7 +261,6 @@ class GatheredBatches:
             return step(data)  # anything else (a plain model.fit on arrays) as Keras does it
 
         model.train_step = train_step
-        model.train_function = None
 
     @classmethod
     def of(cls, model: keras.Model) -> "GatheredBatches":
@@ -269,8 +269,11 @@ class GatheredBatches:
             object.__setattr__(model, "_gathered_batches", cls(model))  # untracked: never saved
         return vars(model)["_gathered_batches"]
 
-    def load(self, x: Arrays, y: Arrays, batch_size: int) -> tf.data.Dataset:
-        """Hold ``(x, y)`` and return the epoch's batches of row indices."""
+    @contextlib.contextmanager
+    def loaded(self, x: Arrays, y: Arrays, batch_size: int) -> Iterator[tf.data.Dataset]:
+        """Hold ``(x, y)`` for one fit and give the epoch's batches of row indices; on the way
+        out free the rows (a copy of the training data) but keep their variables, which a
+        traced train function reads, for the next fit."""
         from keras.src.trainers.data_adapters import array_slicing, data_adapter_utils
 
         packed = data_adapter_utils.pack_x_y_sample_weight(x, y)
@@ -279,14 +282,13 @@ class GatheredBatches:
             self.rows = tf.nest.map_structure(
                 lambda t: tf.Variable(t, trainable=False, shape=[None, *t.shape[1:]]), tensors
             )
+            self.model.train_function = None  # one traced before reads the old variables
         else:
             tf.nest.map_structure(lambda variable, t: variable.assign(t), self.rows, tensors)
-        return index_batches(int(tf.nest.flatten(tensors)[0].shape[0]), batch_size)
-
-    def unload(self) -> None:
-        """Free the rows (a copy of the training data) but keep the variables, which a traced
-        train function holds, for the next fit."""
-        tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), self.rows)
+        try:
+            yield index_batches(int(tf.nest.flatten(tensors)[0].shape[0]), batch_size)
+        finally:
+            tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), self.rows)
 
 
 def _same_layout(variables: Any, tensors: Any) -> bool:
@@ -324,15 +326,6 @@ def index_batches(n_samples: int, batch_size: int) -> tf.data.Dataset:
     dataset = tf.data.Dataset.range(1).map(permutation).prefetch(1).flat_map(cut).with_options(options)
     steps = full + (1 if n_samples % batch_size else 0)
     return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
-
-
-@contextlib.contextmanager
-def _unloading(gathered: GatheredBatches | None):
-    try:
-        yield
-    finally:
-        if gathered:
-            gathered.unload()
 
 
 def gathers(batch_size: int, *arrays: Any) -> bool:
@@ -398,10 +391,14 @@ def fit(
     # the fast path: the same batches, gathered inside the compiled step where that pays
     gathered = GatheredBatches.of(model) if fast and gathers(batch_size, x, y) else None
     started = time.perf_counter()
-    with interrupts.deferred(), _unloading(gathered):  # Ctrl-C ends the fit between two batches
-        # made inside: a Ctrl-C while tf.data traces its functions must be deferred too
+    # inside interrupts.deferred(): a Ctrl-C while tf.data traces its functions is deferred too
+    with interrupts.deferred(), contextlib.ExitStack() as stack:  # Ctrl-C ends the fit between two batches
         if gathered:
-            data = {"x": gathered.load(x, y, batch_size), "batch_size": None, "shuffle": False}
+            data = {
+                "x": stack.enter_context(gathered.loaded(x, y, batch_size)),
+                "batch_size": None,
+                "shuffle": False,
+            }
         else:
             data = {"x": x, "y": y, "batch_size": batch_size}
         history = model.fit(
