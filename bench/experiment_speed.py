@@ -2,7 +2,7 @@
 for each of the 14 source experiments, in one process.
 
     PIPELINE_DATA_MIRROR=../shared/data PYTHONPATH=src python bench/experiment_speed.py \\
-        [--only wide_deep,imdb] [--seeds 1] [--epochs N] [--no-caps]
+        [--only wide_deep,imdb] [--seeds 1] [--epochs N] [--no-caps] [--floor]
 
 For every experiment: ONE representative variant (``REPRESENTATIVE`` below, with why) and ONE
 fit of it (``what`` in the output: for cross-validation one fold, for the ensemble one member,
@@ -30,6 +30,13 @@ seconds and samples/s (training samples x epochs run / seconds) of each arm over
 ratio pipeline/plain of samples/s, and each arm's validation metric (the experiment's own
 scoring of the trained model on its validation split; for a fold, on the held-out fold). At
 the end a Markdown table for the README, the median ratio and the ratios below 1.0.
+
+``--floor`` adds a third arm, the ceiling of any pipeline: the plain arm's fresh model runs the
+same number of train steps as the pipeline arm did (its epochs x batches per epoch), as one
+compiled loop over one fixed batch of the training rows, ``model.train_step`` and nothing else
+(no data pipeline, no Keras epoch loop, no validation, no callbacks). Its samples/s over the
+plain arm's ("ceiling") bounds the ratio that removing overhead can reach without changing the
+computation (the model, its optimizer, the batch size).
 
 Epochs are the config's (the real fit) unless ``EPOCH_CAPS`` (printed, with the reason) or
 ``--epochs N`` (a cap for every experiment, for a quick run) shrink them; ``--no-caps`` ignores
@@ -103,6 +110,7 @@ class FitPlan:
     n_train: int
     metric: str
     plain: Callable[[int], tuple[Any, float, int]]  # seed -> (model, seconds, epochs run)
+    fresh: Callable[[int], tuple[Any, tuple[Any, Any]]]  # seed -> (plain arm's model, its training rows)
     pipeline: Callable[[int], tuple[Any, float, int]]
     score: Callable[[Any], float]  # trained model -> validation metric
     capped: str = ""
@@ -114,6 +122,7 @@ class Row:
     runs: dict[str, list[tuple[float, float, int]]] = field(
         default_factory=lambda: {"plain": [], "pipeline": []}
     )  # (seconds, metric, epochs)
+    floor: list[tuple[float, int]] = field(default_factory=list)  # (seconds, epochs) per seed
 
     def seconds(self, arm: str) -> float:
         return statistics.median(r[0] for r in self.runs[arm])
@@ -132,6 +141,13 @@ class Row:
     @property
     def ratio(self) -> float:
         return self.speed("pipeline") / self.speed("plain")
+
+    @property
+    def ceiling(self) -> float | None:
+        """The floor arm's samples/s over the plain arm's (None without ``--floor``)."""
+        if not self.floor:
+            return None
+        return statistics.median(self.plan.n_train * e / s for s, e in self.floor) / self.speed("plain")
 
 
 # --- the two arms ---------------------------------------------------------------------------
@@ -158,6 +174,29 @@ def plain_fit(model, train, valid, *, epochs: int, batch_size: int, callbacks) -
     )
     seconds = time.perf_counter() - started
     return model, seconds, len(history.history.get("loss", []))
+
+
+def floor_fit(model, train, *, batch_size: int, steps: int) -> float:
+    """Seconds of ``steps`` train steps of ``model`` on one fixed batch of ``train``, in one
+    compiled loop: no data pipeline, no epoch loop, no validation, no callbacks."""
+    import keras
+    import tensorflow as tf
+
+    def first_rows(array):
+        return tf.constant(array[:batch_size])
+
+    batch = keras.tree.lists_to_tuples(tf.nest.map_structure(first_rows, tuple(train)))
+    model.train_on_batch(*batch)  # builds the optimizer's and the metrics' variables
+
+    @tf.function
+    def run(n):
+        for _ in tf.range(n):
+            model.train_step(batch)
+
+    run(tf.constant(1))  # traced outside the timing
+    started = time.perf_counter()
+    run(tf.constant(steps))
+    return time.perf_counter() - started
 
 
 def set_train(cfg, variant: str, key: str, value) -> None:
@@ -259,13 +298,17 @@ def plan_for(
             )
             return model, fit.seconds, fit.epochs
 
-        def plain(seed):
+        def fresh(seed):
             training.seed_everything(seed + fold)
             model = experiment.build_model(plain_cfg, variant, x[fit_rows])
+            return model, (x[fit_rows], y[fit_rows].reshape(-1, 1))
+
+        def plain(seed):
+            model, rows = fresh(seed)
             column = None if valid is None else (valid[0], valid[1].reshape(-1, 1))
             return plain_fit(
                 model,
-                (x[fit_rows], y[fit_rows].reshape(-1, 1)),
+                rows,
                 column,
                 epochs=epochs,
                 batch_size=batch_size,
@@ -287,6 +330,7 @@ def plan_for(
             detail=detail,
             n_train=len(fit_rows),
             plain=plain,
+            fresh=fresh,
             pipeline=pipeline,
             score=score,
             **common,
@@ -319,9 +363,12 @@ def plan_for(
             )
             return model, fit.seconds, fit.epochs
 
-        def plain(seed):
+        def fresh(seed):
             training.seed_everything(seed)
-            model = experiment.build_member(plain_cfg, data, member, spec)
+            return experiment.build_member(plain_cfg, data, member, spec), train
+
+        def plain(seed):
+            model, _ = fresh(seed)
             return plain_fit(
                 model, train, valid, epochs=epochs, batch_size=batch_size, callbacks=callbacks(plain_cfg)
             )
@@ -337,6 +384,7 @@ def plan_for(
             detail=detail,
             n_train=n_rows(train[1]),
             plain=plain,
+            fresh=fresh,
             pipeline=pipeline,
             score=score,
             **common,
@@ -384,9 +432,12 @@ def plan_for(
                 )
             detail += ")"
 
-    def plain(seed):
+    def fresh(seed):
         training.seed_everything(seed)
-        model = experiment.build(plain_cfg, variant, data)
+        return experiment.build(plain_cfg, variant, data), train
+
+    def plain(seed):
+        model, _ = fresh(seed)
         return plain_fit(
             model, train, valid, epochs=epochs, batch_size=batch_size, callbacks=callbacks(plain_cfg)
         )
@@ -396,14 +447,16 @@ def plan_for(
         detail=detail,
         n_train=n_rows(train[1]),
         plain=plain,
+        fresh=fresh,
         pipeline=pipeline,
         score=score,
         **common,
     )
 
 
-def measure(plan: FitPlan, seeds: list[int], log=print) -> Row:
-    """Both arms once per seed, alternating (plain first)."""
+def measure(plan: FitPlan, seeds: list[int], log=print, floor: bool = False) -> Row:
+    """Both arms once per seed, alternating (plain first); with ``floor``, then the floor arm
+    for as many steps as the pipeline arm ran."""
     row = Row(plan)
     for seed in seeds:
         for arm in ("plain", "pipeline"):
@@ -414,6 +467,16 @@ def measure(plan: FitPlan, seeds: list[int], log=print) -> Row:
                 f"    seed {seed} {arm:8s}: {seconds:7.1f} s, {epochs:3d} epochs, "
                 f"{plan.n_train * epochs / seconds:9.0f} samples/s, val {plan.metric} {value:.4f}"
                 f"  (steps_per_execution {getattr(model, 'steps_per_execution', '?')})"
+            )
+            del model
+        if floor:
+            model, train = plan.fresh(seed)
+            steps = epochs * -(-plan.n_train // plan.batch_size)
+            seconds = floor_fit(model, train, batch_size=plan.batch_size, steps=steps)
+            row.floor.append((seconds, epochs))
+            log(
+                f"    seed {seed} floor   : {seconds:7.1f} s, {steps} train steps in one compiled loop, "
+                f"{plan.n_train * epochs / seconds:9.0f} samples/s"
             )
             del model
     return row
@@ -438,16 +501,26 @@ def summary_line(row: Row) -> str:
         f"     plain {row.seconds('plain'):.1f} s ({row.speed('plain'):.0f} samples/s)   "
         f"pipeline {row.seconds('pipeline'):.1f} s ({row.speed('pipeline'):.0f} samples/s)   "
         f"ratio {row.ratio:.2f}x   val {p.metric} plain {fmt_metric(row, 'plain')} / "
-        f"pipeline {fmt_metric(row, 'pipeline')}" + (f"   [{p.capped}]" if p.capped else "")
+        f"pipeline {fmt_metric(row, 'pipeline')}"
+        + (
+            f"\n     floor {statistics.median(s for s, _ in row.floor):.1f} s, ceiling {row.ceiling:.2f}x"
+            if row.floor
+            else ""
+        )
+        + (f"   [{p.capped}]" if p.capped else "")
     )
 
 
 def markdown_table(rows: list[Row]) -> str:
+    floors = any(row.floor for row in rows)
     lines = [
         "| experiment | variant | timed | epochs | batch | train samples | plain s | "
-        "pipeline s | plain samples/s | pipeline samples/s | ratio | val metric | plain | "
-        "pipeline |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "pipeline s | plain samples/s | pipeline samples/s | ratio | "
+        + ("floor s | ceiling | " if floors else "")
+        + "val metric | plain | pipeline |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---:|---:|" if floors else "")
+        + "---|---:|---:|",
     ]
     for row in rows:
         p = row.plan
@@ -460,7 +533,8 @@ def markdown_table(rows: list[Row]) -> str:
             f"| {p.name} | {p.variant} | {p.what} | {epochs} | {p.batch_size} | {p.n_train:,} | "
             f"{row.seconds('plain'):.1f} | {row.seconds('pipeline'):.1f} | "
             f"{row.speed('plain'):,.0f} | {row.speed('pipeline'):,.0f} | {row.ratio:.2f} | "
-            f"{p.metric} | {fmt_metric(row, 'plain')} | {fmt_metric(row, 'pipeline')} |"
+            + (f"{statistics.median(s for s, _ in row.floor):.1f} | {row.ceiling:.2f} | " if floors else "")
+            + f"{p.metric} | {fmt_metric(row, 'plain')} | {fmt_metric(row, 'pipeline')} |"
         )
     return "\n".join(lines)
 
@@ -472,7 +546,9 @@ LEGEND = (
     "size and config callbacks (early stopping...) in both; no MLflow/TensorBoard callbacks in "
     "either; only `fit` is timed. Seconds and samples/s: median over the seeds; ratio: pipeline "
     "/ plain samples/s; val metric: the experiment's own score of the trained model on its "
-    "validation split (for a fold: its held-out rows)."
+    "validation split (for a fold: its held-out rows). With --floor: floor s, the pipeline "
+    "arm's train steps as one compiled loop over one fixed batch; ceiling: its samples/s over "
+    "plain's, the most any removal of overhead could give."
 )
 
 
@@ -486,6 +562,12 @@ def verdict(rows: list[Row]) -> list[str]:
         f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)",
         f"below 1.0: {', '.join(slow) if slow else 'none'}",
     ]
+    ceilings = [row.ceiling for row in rows if row.ceiling is not None]
+    if ceilings:
+        lines.append(
+            f"median ceiling {statistics.median(ceilings):.2f}x over {len(ceilings)} experiments "
+            f"(min {min(ceilings):.2f}x, max {max(ceilings):.2f}x)"
+        )
     capped = [f"{row.plan.name} ({row.plan.capped})" for row in rows if row.plan.capped]
     if capped:
         lines.append("* epochs capped: " + "; ".join(capped))
@@ -536,6 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         "--epochs", type=int, default=None, help="cap every experiment's epochs (default: the config's)"
     )
     parser.add_argument("--no-caps", action="store_true", help="ignore EPOCH_CAPS")
+    parser.add_argument(
+        "--floor", action="store_true", help="add the floor arm: the train steps alone (the ceiling)"
+    )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -583,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             fitting = time.perf_counter()
-            row = measure(plan, seeds, log=lambda line: print(line, flush=True))
+            row = measure(plan, seeds, log=lambda line: print(line, flush=True), floor=args.floor)
         except Exception as error:  # a benchmark reports what it could not measure, goes on
             skipped.append(f"{name}: {type(error).__name__}: {error}")
             print(f"[{index}/{len(names)}] {name}: SKIPPED ({skipped[-1]})", flush=True)

@@ -52,6 +52,10 @@ def check_both_arms(bench, plan, spe_pipeline: int) -> None:
     assert plain_seconds > 0 and pipeline_seconds > 0
     # the same seed, batches and model: the same result, whichever way it was fitted
     assert plan.score(plain_model) == pytest.approx(plan.score(pipeline_model), rel=1e-4, abs=1e-4)
+    # the floor arm: the plain arm's fresh model, its train steps alone on one fixed batch
+    model, train = plan.fresh(3)
+    assert bench.floor_fit(model, train, batch_size=plan.batch_size, steps=3) > 0
+    assert int(model.optimizer.iterations) == 1 + 1 + 3  # train_on_batch, the traced step, the timed 3
 
 
 def test_single_fit_plan_and_report(bench, composed):
@@ -70,6 +74,16 @@ def test_single_fit_plan_and_report(bench, composed):
     lines = bench.verdict([row])
     assert lines[0].startswith("median ratio") and lines[1].startswith("below 1.0:")
     assert "--only wide_deep" in bench.command_line(["--only", "wide_deep"])
+
+
+def test_floor_arm_adds_the_ceiling(bench, composed):
+    exp_cfg = config.experiment_config(composed, "wide_deep")
+    plan = bench.plan_for("wide_deep", exp_cfg, tabular(8, 240, ("train", "valid", "test")), epochs_cap=1)
+    row = bench.measure(plan, [1], log=lambda line: None, floor=True)
+    assert len(row.floor) == 1 and row.ceiling > 0
+    header, _, line = bench.markdown_table([row]).splitlines()
+    assert "| floor s | ceiling |" in header and line.count("|") == header.count("|")
+    assert any(text.startswith("median ceiling") for text in bench.verdict([row]))
 
 
 def test_crossval_plan_times_one_fold(bench, composed):
