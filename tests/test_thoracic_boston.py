@@ -327,13 +327,6 @@ def test_bad_variant_split_and_loss_are_config_errors(composed, patients):
 # --- one traced model per variant ----------------------------------------------------------
 
 
-class Untraced(training.TracedModel):
-    """Every fit on its own fresh model, as before TracedModel."""
-
-    def fit(self, fresh, *args, **kwargs):
-        return training.fit(fresh, *args, **kwargs)
-
-
 def fitted_functions(monkeypatch) -> list:
     """The train function of the model each fit ran on, in order."""
     seen = []
@@ -367,7 +360,7 @@ def test_folds_on_one_traced_model_give_the_weights_of_fresh_models(
         traced = get_experiment(name).train_variant(cfg, variant, data, seed=1)
     assert len(functions) > 2 and len({id(f) for f in functions}) == 1  # traced once, fitted on
     with monkeypatch.context() as patched:
-        patched.setattr(training, "TracedModel", Untraced)
+        patched.setattr(training, "TracedModel", training.UntracedModel)
         functions = fitted_functions(patched)
         fresh = get_experiment(name).train_variant(cfg, variant, data, seed=1)
     assert len({id(f) for f in functions}) == len(functions)  # the old way: a model per fit

@@ -164,6 +164,10 @@ class Transfer(ClassificationExperiment):
         )
         return model
 
+    def train_model_a(self, cfg, variant, data, *, logger=None, **kwargs) -> TrainedVariant:
+        """model_A alone, on task A (8 classes), as any single-fit experiment trains its model."""
+        return super().train_variant(cfg, variant, data, logger=logger, **kwargs)
+
     def train_variant(self, cfg, variant, data, *, logger=None, **kwargs) -> TrainedVariant:
         logger = logger or NullLogger()
         cfg = self.resolve(cfg, variant)
@@ -176,7 +180,7 @@ class Transfer(ClassificationExperiment):
         )
         if key not in self._model_a_cache:
             self._model_a_cache.clear()
-            self._model_a_cache[key] = super().train_variant(cfg, variant, data, logger=logger, **kwargs)
+            self._model_a_cache[key] = self.train_model_a(cfg, variant, data, logger=logger, **kwargs)
         cached = self._model_a_cache[key]
         trained = TrainedVariant(cached.model, cached.fit, dict(cached.metrics))
         model_a = trained.model
