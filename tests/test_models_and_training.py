@@ -320,6 +320,27 @@ def test_gathered_model_fits_data_of_another_layout():
         assert training.fit(model, (x, y), None, epochs=1, batch_size=8).epochs == 1
 
 
+def test_validation_batches_hold_a_bounded_amount_of_activations():
+    """A fast fit validates small networks in batches of VALIDATION_BATCH rows, and networks
+    with big activations (convolutions) in batches of at most VALIDATION_BYTES of them, never
+    fewer rows than a training batch."""
+    dense = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16), keras.layers.Dense(1)])
+    assert training.activation_bytes(dense) == 4 * (8 + 16 + 1)
+    assert training.validation_batch(dense, 32) == training.VALIDATION_BATCH
+    conv = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(64, 3, padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    )
+    per_row = training.activation_bytes(conv)
+    assert per_row == 4 * (28 * 28 + 28 * 28 * 64 + 64 + 10)
+    assert training.validation_batch(conv, 16) == training.VALIDATION_BYTES // per_row < 4096
+    assert training.validation_batch(conv, 4000) == 4000
+
+
 def test_bigger_batches_keep_keras_array_pipeline():
     """Gathering in the step pays only for small batches (training.gathers); above
     GATHER_MAX_BATCH, and for anything but NumPy arrays, the fit is Keras' own."""
