@@ -53,9 +53,10 @@ def check_both_arms(bench, plan, spe_pipeline: int) -> None:
     # the same seed, batches and model: the same result, whichever way it was fitted
     assert plan.score(plain_model) == pytest.approx(plan.score(pipeline_model), rel=1e-4, abs=1e-4)
     # the floor arm: the plain arm's fresh model, its train steps alone on one fixed batch
-    model, train = plan.fresh(3)
-    assert bench.floor_fit(model, train, batch_size=plan.batch_size, steps=3) > 0
-    assert int(model.optimizer.iterations) == 1 + 1 + 3  # train_on_batch, the traced step, the timed 3
+    model, train, valid = plan.fresh(3)
+    assert bench.floor_fit(model, train, valid, batch_size=plan.batch_size, epochs=2) > 0
+    batches = -(-bench.n_rows(train[1]) // plan.batch_size)
+    assert int(model.optimizer.iterations) == 1 + 2 * batches  # train_on_batch, then the 2 timed epochs
 
 
 def test_single_fit_plan_and_report(bench, composed):
