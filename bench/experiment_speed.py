@@ -144,6 +144,9 @@ class Row:
     def ratio(self) -> float:
         return self.speed("pipeline") / self.speed("plain")
 
+    def floor_seconds(self) -> float:
+        return statistics.median(s for s, _ in self.floor)
+
     @property
     def ceiling(self) -> float | None:
         """The floor arm's samples/s over the plain arm's (None without ``--floor``)."""
@@ -197,7 +200,7 @@ def floor_fit(model, train, valid, *, batch_size: int, epochs: int) -> float:
     n_train = n_rows(train[1])
     valid_rows = held(valid) if valid is not None else None
     n_valid = n_rows(valid[1]) if valid is not None else 0
-    valid_batch = max(batch_size, training.VALIDATION_BATCH)
+    valid_batch = training.validation_batch(model, batch_size)  # as the pipeline arm validates
     model.train_on_batch(*batch(train_rows, 0, batch_size))  # builds the optimizer and metrics
     if valid_rows is not None:
         model.test_on_batch(*batch(valid_rows, 0, valid_batch))
@@ -473,7 +476,7 @@ def plan_for(
 
 def measure(plan: FitPlan, seeds: list[int], log=print, floor: bool = False) -> Row:
     """Both arms once per seed, alternating (plain first); with ``floor``, then the floor arm
-    for as many steps as the pipeline arm ran."""
+    for as many epochs as the pipeline arm ran."""
     row = Row(plan)
     for seed in seeds:
         for arm in ("plain", "pipeline"):
@@ -519,11 +522,7 @@ def summary_line(row: Row) -> str:
         f"pipeline {row.seconds('pipeline'):.1f} s ({row.speed('pipeline'):.0f} samples/s)   "
         f"ratio {row.ratio:.2f}x   val {p.metric} plain {fmt_metric(row, 'plain')} / "
         f"pipeline {fmt_metric(row, 'pipeline')}"
-        + (
-            f"\n     floor {statistics.median(s for s, _ in row.floor):.1f} s, ceiling {row.ceiling:.2f}x"
-            if row.floor
-            else ""
-        )
+        + (f"\n     floor {row.floor_seconds():.1f} s, ceiling {row.ceiling:.2f}x" if row.floor else "")
         + (f"   [{p.capped}]" if p.capped else "")
     )
 
@@ -550,7 +549,7 @@ def markdown_table(rows: list[Row]) -> str:
             f"| {p.name} | {p.variant} | {p.what} | {epochs} | {p.batch_size} | {p.n_train:,} | "
             f"{row.seconds('plain'):.1f} | {row.seconds('pipeline'):.1f} | "
             f"{row.speed('plain'):,.0f} | {row.speed('pipeline'):,.0f} | {row.ratio:.2f} | "
-            + (f"{statistics.median(s for s, _ in row.floor):.1f} | {row.ceiling:.2f} | " if floors else "")
+            + (f"{row.floor_seconds():.1f} | {row.ceiling:.2f} | " if floors else "")
             + f"{p.metric} | {fmt_metric(row, 'plain')} | {fmt_metric(row, 'pipeline')} |"
         )
     return "\n".join(lines)

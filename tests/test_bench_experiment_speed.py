@@ -52,7 +52,7 @@ def check_both_arms(bench, plan, spe_pipeline: int) -> None:
     assert plain_seconds > 0 and pipeline_seconds > 0
     # the same seed, batches and model: the same result, whichever way it was fitted
     assert plan.score(plain_model) == pytest.approx(plan.score(pipeline_model), rel=1e-4, abs=1e-4)
-    # the floor arm: the plain arm's fresh model, its train steps alone on one fixed batch
+    # the floor arm: the plain arm's fresh model, its epochs as one compiled function
     model, train, valid = plan.fresh(3)
     assert bench.floor_fit(model, train, valid, batch_size=plan.batch_size, epochs=2) > 0
     batches = -(-bench.n_rows(train[1]) // plan.batch_size)
