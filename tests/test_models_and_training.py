@@ -320,6 +320,41 @@ def test_gathered_model_fits_data_of_another_layout():
         assert training.fit(model, (x, y), None, epochs=1, batch_size=8).epochs == 1
 
 
+def test_gathered_fit_runs_an_epoch_per_call_and_traces_its_step_once():
+    """The fast path hands the step an epoch's row indices at once (training.index_batches) and
+    builds the optimizer and metrics before the first trace: Keras' own fit traces its train
+    step twice (the first trace makes variables), the gathered one once, whatever
+    steps_per_execution says."""
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(203, 5)).astype("float32"), rng.normal(size=(203, 1)).astype("float32")
+    epochs = training.index_batches(203, 16)
+    assert epochs.cardinality() == 1
+    (batches,) = list(epochs)
+    assert batches.row_lengths().numpy().tolist() == [16] * 12 + [11]
+    assert sorted(batches.flat_values.numpy().tolist()) == list(range(203))
+    traces = []
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse", metrics=["mae"], steps_per_execution=4)
+    gathered_step = training.GatheredBatches.of(model).model.train_step
+
+    def counting(data):
+        traces.append(data)
+        return gathered_step(data)
+
+    model.train_step = counting
+    training.fit(model, (x, y), (x, y), epochs=3, batch_size=16)
+    assert len(traces) == 1
+
+
+def test_activation_bytes_counts_an_unknown_dimension_as_one():
+    """A layer whose output has a dimension known only from the data (None) does not break the
+    validation batch rule."""
+    inputs = keras.Input((None, 4))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    assert 0 < training.activation_bytes(model) <= 4 * (4 + 4 + 2)  # per row: inputs, layers
+    assert training.validation_batch(model, 32) == training.VALIDATION_BATCH
+
+
 def test_validation_batches_hold_a_bounded_amount_of_activations():
     """A fast fit validates small networks in batches of VALIDATION_BATCH rows, and networks
     with big activations (convolutions) in batches of at most VALIDATION_BYTES of them, never
@@ -341,16 +376,11 @@ def test_validation_batches_hold_a_bounded_amount_of_activations():
     assert training.validation_batch(conv, 4000) == 4000
 
 
-def test_bigger_batches_keep_keras_array_pipeline():
-    """Gathering in the step pays only for small batches (training.gathers); above
-    GATHER_MAX_BATCH, and for anything but NumPy arrays, the fit is Keras' own."""
+def test_only_numpy_arrays_are_gathered():
+    """The fast path gathers the rows of NumPy arrays (what the stages pass) at any batch size;
+    anything else (lists, datasets) goes to Keras' own fit as given (training.gathers)."""
     x, y = np.zeros((8, 2), "float32"), np.zeros((8, 1), "float32")
-    assert training.gathers(training.GATHER_MAX_BATCH, x, y)
-    assert not training.gathers(training.GATHER_MAX_BATCH + 1, x, y)
-    assert not training.gathers(8, x.tolist(), y)
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    training.fit(
-        model, (np.zeros((80, 2), "float32"), np.zeros((80, 1), "float32")), None, epochs=1, batch_size=64
-    )
-    assert "_gathered_batches" not in vars(model)
+    assert training.gathers(x, y)
+    assert training.gathers({"a": x, "b": x}, y)
+    assert not training.gathers(x.tolist(), y)
+    assert not training.gathers(tf.data.Dataset.from_tensor_slices((x, y)).batch(4))

@@ -3,9 +3,9 @@
 On a CPU these models are small enough that per-step overhead dominates. The fast path
 changes how often Python and tf.data are involved, not what is computed: the same seeded,
 shuffled mini-batches as Keras' own array pipeline, their rows gathered inside the compiled
-step (``GatheredBatches``), run ``steps_per_execution`` at a time inside one compiled call, and
-validation uses large batches (a mean over the same samples). Results are identical to the
-plain ``fit`` of the seed notes; bench/experiment_speed.py measures the speed-up.
+step (``GatheredBatches``), a whole epoch of them in one compiled call, and validation in large
+batches (a mean over the same samples). Results are identical to the plain ``fit`` of the seed
+notes; bench/experiment_speed.py measures the speed-up.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ tf.get_logger().setLevel("ERROR")
 Arrays = Any  # an array, a tuple of arrays or a dict of arrays, as Keras accepts them
 VALIDATION_BATCH = 4096  # rows: the most a fast fit's validation batch holds (validation_batch)
 VALIDATION_BYTES = 64 * 2**20  # and the most activations it writes
-GATHER_MAX_BATCH = 32  # training.gathers: the batch size up to which gathering in the step pays
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:
@@ -250,13 +249,15 @@ class GatheredBatches:
 
     ``model.fit`` on arrays runs a tf.data element per batch (a ``map`` that gathers the
     batch's rows), which is most of a small network's step on a CPU. Here tf.data yields only
-    the batch's row indices, made exactly as Keras' ``ArrayDataAdapter.get_tf_dataset`` makes
-    them (the same seeded permutation per epoch, the same full batches and the same last
-    partial one), and the compiled train step gathers the rows from the training arrays, which
-    it holds as variables. Same batches, same order, same numbers
-    (tests/test_models_and_training.py compares it with the plain fit); bench/experiment_speed.py
-    measures it. The arrays are variables, not captured constants, so a traced train function
-    (``TracedModel``) trains on the next fold's rows without being traced again.
+    row indices, made exactly as Keras' ``ArrayDataAdapter.get_tf_dataset`` makes them (the
+    same seeded permutation per epoch, the same full batches and the same last partial one),
+    one element per epoch (``index_batches``), and the compiled train step loops over the
+    epoch's batches, gathering each one's rows from the training arrays, which it holds as
+    variables. An epoch is one compiled call, whatever ``steps_per_execution`` says. Same
+    batches, same order, same numbers (tests/test_models_and_training.py compares it with the
+    plain fit); bench/experiment_speed.py measures it. The arrays are variables, not captured
+    constants, so a traced train function (``TracedModel``) trains on the next fold's rows
+    without being traced again.
     """
 
     def __init__(self, model: keras.Model) -> None:
@@ -265,9 +266,16 @@ class GatheredBatches:
         step = model.train_step
 
         def train_step(data: Any) -> Any:
-            if isinstance(data, tf.Tensor) and data.dtype == tf.int64 and data.shape.rank == 1:
-                data = tf.nest.map_structure(lambda rows: tf.gather(rows, data), self.rows)
-            return step(data)  # anything else (a plain model.fit on arrays) as Keras does it
+            if not (isinstance(data, tf.RaggedTensor) and data.dtype == tf.int64):
+                return step(data)  # anything else (a plain model.fit on arrays) as Keras does it
+
+            def one_batch(i: tf.Tensor) -> tf.Tensor:
+                logs = step(tf.nest.map_structure(lambda rows: tf.gather(rows, data[i]), self.rows))
+                with tf.control_dependencies(tf.nest.flatten(logs)):
+                    return i + 1
+
+            tf.while_loop(lambda i: i < data.nrows(), one_batch, [tf.constant(0, tf.int64)])
+            return model.get_metrics_result()  # what Keras' train_step returns, after the last batch
 
         model.train_step = train_step
 
@@ -294,6 +302,10 @@ class GatheredBatches:
             self.model.train_function = None  # one traced before reads the old variables
         else:
             tf.nest.map_structure(lambda variable, t: variable.assign(t), self.rows, tensors)
+        # Keras (without a distribution strategy) builds the optimizer and metrics inside the
+        # first trace of the train function, and TF traces a function that made variables a
+        # second time; built here, from a batch of real rows, the step is traced once
+        self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:batch_size], tensors))
         try:
             yield index_batches(int(tf.nest.flatten(tensors)[0].shape[0]), batch_size)
         finally:
@@ -315,49 +327,45 @@ def index_batches(n_samples: int, batch_size: int) -> tf.data.Dataset:
     """Keras 3.15's ``ArrayDataAdapter.get_tf_dataset(shuffle=True)`` without its last step (the
     ``map`` that gathers rows): one ``tf.random.shuffle`` permutation per epoch, cut into full
     batches and a last partial one. Its stateful shuffle op draws the same permutations as
-    Keras' own under the same seed."""
-    full = n_samples // batch_size
+    Keras' own under the same seed. One element per epoch, a ragged tensor with a row of
+    indices per batch, so the step runs an epoch's batches in one compiled loop
+    (``GatheredBatches``), with no tf.data element per batch."""
+    full, rest = divmod(n_samples, batch_size)
+    lengths = tf.constant([batch_size] * full + ([rest] if rest else []), tf.int64)
 
     def permutation(_):
         return tf.random.shuffle(tf.range(n_samples, dtype=tf.int64))
 
     def cut(indices):
-        batches = tf.data.Dataset.from_tensor_slices(
-            tf.reshape(indices[: full * batch_size], [full, batch_size])
-        )
-        if n_samples % batch_size:
-            batches = batches.concatenate(tf.data.Dataset.from_tensors(indices[full * batch_size :]))
-        return batches
+        return tf.RaggedTensor.from_row_lengths(indices, lengths, validate=False)
 
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-    dataset = tf.data.Dataset.range(1).map(permutation).prefetch(1).flat_map(cut).with_options(options)
-    steps = full + (1 if n_samples % batch_size else 0)
-    return dataset.apply(tf.data.experimental.assert_cardinality(steps)).prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.range(1).map(permutation).map(cut).with_options(options)
 
 
-def gathers(batch_size: int, *arrays: Any) -> bool:
-    """Whether a fast fit gathers its batches in the compiled step (``GatheredBatches``) or
-    keeps Keras' array pipeline. Both train on the same batches; only the speed differs.
-    bench/experiment_speed.py with every fit gathered, against Keras' pipeline: at batches of
-    up to 32 rows a step is small and the per-batch tf.data element was much of it (wide &
-    deep's ratio over the plain fit rose from 1.94 to 3.31, transfer's from 1.83 to 3.08,
-    Boston's from 3.25 to 4.96; mc_dropout's stayed 1.7). At 64 rows and more the step's
-    arithmetic dominates, and Keras' pipeline prepares the next batch on another thread while
-    the step runs: mixed (Reuters and siamese faster; inception 1.26 -> 0.98, IMDB, residual
-    and multi_io slower), so those keep it."""
+def gathers(*arrays: Any) -> bool:
+    """Whether a fast fit gathers its batches in the compiled step (``GatheredBatches``): for
+    NumPy arrays (what the stages pass), not for datasets or lists, which go to Keras as given.
+    bench/experiment_speed.py, gathering at every batch size against Keras' pipeline above 32
+    rows (2026-12-07, the epoch in one call): siamese 1.13 -> 1.82, multi_io 1.11 -> 1.40,
+    Reuters 1.06 -> 1.26, inception 0.97 -> 1.05, residual and IMDB within their noise."""
     leaves = [leaf for structure in arrays for leaf in tf.nest.flatten(structure)]
-    arrays_only = bool(leaves) and all(isinstance(leaf, np.ndarray) for leaf in leaves)
-    return arrays_only and batch_size <= GATHER_MAX_BATCH
+    return bool(leaves) and all(isinstance(leaf, np.ndarray) for leaf in leaves)
 
 
 def activation_bytes(model: keras.Model) -> int:
     """Bytes one row's forward pass writes, as float32: the model's inputs and the outputs of its
-    layers (those of nested models too)."""
-    total = sum(math.prod(t.shape[1:]) for t in tf.nest.flatten(model.inputs))
+    layers (those of nested models too). A dimension unknown before the data comes (``None``)
+    counts as 1: such a model gets the ``VALIDATION_BATCH`` cap, not an error."""
+
+    def per_row(tensors: Any) -> int:
+        return sum(math.prod(d or 1 for d in t.shape[1:]) for t in tf.nest.flatten(tensors))
+
+    total = per_row(model.inputs)
     for layer in model.layers:
-        total += sum(math.prod(t.shape[1:]) for t in tf.nest.flatten(layer.output))
+        total += per_row(layer.output)
         if isinstance(layer, keras.Model):
             total += activation_bytes(layer) // 4
     return 4 * total
@@ -421,7 +429,7 @@ def fit(
         *callbacks,
     ]
     # the fast path: the same batches, gathered inside the compiled step where that pays
-    gathered = GatheredBatches.of(model) if fast and gathers(batch_size, x, y) else None
+    gathered = GatheredBatches.of(model) if fast and gathers(x, y) else None
     started = time.perf_counter()
     # inside interrupts.deferred(): a Ctrl-C while tf.data traces its functions is deferred too
     with interrupts.deferred(), contextlib.ExitStack() as stack:  # Ctrl-C ends the fit between two batches
@@ -430,6 +438,7 @@ def fit(
                 "x": stack.enter_context(gathered.loaded(x, y, batch_size)),
                 "batch_size": None,
                 "shuffle": False,
+                "steps_per_epoch": 1,  # one element an epoch: Keras then makes an iterator per epoch, not two
             }
         else:
             data = {"x": x, "y": y, "batch_size": batch_size}
