@@ -67,7 +67,9 @@ def deferred() -> Iterator[None]:
 
 def keras_callback():
     """A Keras callback that calls ``check()`` after every batch (training, validation,
-    prediction): the fit ends by KeyboardInterrupt between two steps, never inside one."""
+    prediction): the fit ends by KeyboardInterrupt between two steps, never inside one. Keras
+    calls it after each compiled call: for a fast fit, whose call runs a whole epoch
+    (``training.GatheredBatches``), between two epochs."""
     import keras
 
     class StopOnCtrlC(keras.callbacks.Callback):
