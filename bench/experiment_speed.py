@@ -16,7 +16,7 @@ pipeline, ...) so drift in machine load hits both:
   ``verbose=0`` in both arms (a progress bar would time the terminal).
 - pipeline: exactly what the train stage does for that fit: ``experiment.train_variant(...,
   fast=True)`` for the single-fit families, or the same lower-level call the family's
-  train_variant makes for a fold, a member or model_A (``steps_per_execution`` from the config,
+  train_variant makes for a fold, a member or model_A (an epoch per compiled call,
   validation in ``training.validation_batch`` rows, the NaN guard and learning-rate logger of ``training.fit``).
   The stage's tracking callbacks (MLflow's per-epoch logger, TensorBoard event files) are left
   out of both arms: they measure tracking, not fitting.
@@ -558,7 +558,7 @@ def markdown_table(rows: list[Row]) -> str:
 LEGEND = (
     "plain: a fresh model from the experiment's builder, steps_per_execution=1, `model.fit` on "
     "the NumPy arrays (default validation batch); pipeline: the train stage's own call for that "
-    "fit (config steps_per_execution, validation batches of training.validation_batch). Same seed, epochs, batch "
+    "fit (an epoch per compiled call, validation batches of training.validation_batch). Same seed, epochs, batch "
     "size and config callbacks (early stopping...) in both; no MLflow/TensorBoard callbacks in "
     "either; only `fit` is timed. Seconds and samples/s: median over the seeds; ratio: pipeline "
     "/ plain samples/s; val metric: the experiment's own score of the trained model on its "
