@@ -16,8 +16,8 @@ pipeline, ...) so drift in machine load hits both:
   ``verbose=0`` in both arms (a progress bar would time the terminal).
 - pipeline: exactly what the train stage does for that fit: ``experiment.train_variant(...,
   fast=True)`` for the single-fit families, or the same lower-level call the family's
-  train_variant makes for a fold, a member or model_A (an epoch per compiled call,
-  validation in ``training.validation_batch`` rows, the NaN guard and learning-rate logger of ``training.fit``).
+  train_variant makes for a fold, a member or model_A (an epoch and its validation per
+  compiled call, validation in ``training.validation_batch`` rows, the NaN guard and learning-rate logger of ``training.fit``).
   The stage's tracking callbacks (MLflow's per-epoch logger, TensorBoard event files) are left
   out of both arms: they measure tracking, not fitting.
 
@@ -279,11 +279,13 @@ def plan_for(
     )
 
     if isinstance(experiment, CrossValidated):
-        # One fold as the stage fits it (CrossValidated.train_variant): fold 2, a typical fold.
+        # One fold as the stage fits it (CrossValidated.train_variant): fold 3, a typical fold.
         # Fold 1 is validated every epoch for the stage's history; the others (3 of 4 in boston,
         # 14 of 15 in thoracic) are scored once after training, as the notes' own fold fits
-        # (model.fit without validation_data, then evaluate) are.
-        fold = 2
+        # (model.fit without validation_data, then evaluate) are. A fast fit validates inside
+        # its train function, so the variant's model traces two: fold 1's (validating) and
+        # fold 2's (not), which folds 3+ and the final fit reuse.
+        fold = 3
         x, y = experiment.split(run_cfg, variant, data, "train")
         folds = list(make_splitter(run_cfg.train.cv.splitter).split(x, y))
         fit_rows, val_rows = folds[fold - 1]
@@ -291,21 +293,22 @@ def plan_for(
         valid = (x[val_rows], y[val_rows]) if every_epoch else None
 
         def pipeline(seed):
-            # as the stage: fold 1 (untimed, validated every epoch) traces the variant's model,
-            # fold 2 trains on it with a fresh model's starting state (training.TracedModel)
+            # as the stage: folds 1 and 2 (untimed; fold 1 validated every epoch) trace the
+            # variant's model, fold 3 trains on it with a fresh model's starting state
+            # (training.TracedModel)
             traced = training.TracedModel()
-            first_fit, first_val = folds[0]
-            experiment._fit(
-                run_cfg,
-                variant,
-                (x[first_fit], y[first_fit]),
-                (x[first_val], y[first_val]),
-                seed=seed + 1,
-                epochs=epochs,
-                callbacks=callbacks(run_cfg),
-                fast=True,
-                traced=traced,
-            )
+            for before, (before_fit, before_val) in enumerate(folds[: fold - 1], start=1):
+                experiment._fit(
+                    run_cfg,
+                    variant,
+                    (x[before_fit], y[before_fit]),
+                    (x[before_val], y[before_val]) if before == 1 or every_epoch else None,
+                    seed=seed + before,
+                    epochs=epochs,
+                    callbacks=callbacks(run_cfg),
+                    fast=True,
+                    traced=traced,
+                )
             model, fit = experiment._fit(
                 run_cfg,
                 variant,
@@ -342,8 +345,8 @@ def plan_for(
         what = f"fold {fold} of {len(folds)}"
         detail = (
             f"fold {fold} of the {len(folds)} folds the stage fits before its final model, "
-            f"on the variant's model that fold 1 traced (untimed, as in the stage: one trace "
-            f"per variant), scored on its {len(val_rows)} held-out rows after training"
+            f"on the variant's model that folds 1 and 2 traced (untimed, as in the stage), "
+            f"scored on its {len(val_rows)} held-out rows after training"
             + ("" if every_epoch else " (no per-epoch validation, as the stage's folds 2+)")
         )
         return FitPlan(
@@ -486,7 +489,11 @@ def measure(plan: FitPlan, seeds: list[int], log=print, floor: bool = False) -> 
             log(
                 f"    seed {seed} {arm:8s}: {seconds:7.1f} s, {epochs:3d} epochs, "
                 f"{plan.n_train * epochs / seconds:9.0f} samples/s, val {plan.metric} {value:.4f}"
-                f"  (steps_per_execution {getattr(model, 'steps_per_execution', '?')})"
+                + (
+                    "  (steps_per_execution 1)"
+                    if arm == "plain"
+                    else "  (an epoch and its validation per compiled call)"
+                )
             )
             del model
         if floor:
@@ -558,7 +565,8 @@ def markdown_table(rows: list[Row]) -> str:
 LEGEND = (
     "plain: a fresh model from the experiment's builder, steps_per_execution=1, `model.fit` on "
     "the NumPy arrays (default validation batch); pipeline: the train stage's own call for that "
-    "fit (an epoch per compiled call, validation batches of training.validation_batch). Same seed, epochs, batch "
+    "fit (an epoch and its validation per compiled call, validation batches of "
+    "training.validation_batch). Same seed, epochs, batch "
     "size and config callbacks (early stopping...) in both; no MLflow/TensorBoard callbacks in "
     "either; only `fit` is timed. Seconds and samples/s: median over the seeds; ratio: pipeline "
     "/ plain samples/s; val metric: the experiment's own score of the trained model on its "

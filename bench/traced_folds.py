@@ -34,7 +34,7 @@ def arms():
     """arm name -> the TracedModel class the cross-validation uses in that arm."""
     from pipeline import training
 
-    return {"model per fit": training.UntracedModel, "traced once": training.TracedModel}
+    return {"model per fit": training.UntracedModel, "traced model": training.TracedModel}
 
 
 def count_tracings(training) -> list:
@@ -45,7 +45,7 @@ def count_tracings(training) -> list:
 
     def recording(model, *args, **kwargs):
         result = original(model, *args, **kwargs)
-        seen.append(model.train_function)
+        seen.append(training.GatheredBatches.of(model).function)
         return result
 
     training.fit = recording

@@ -89,10 +89,10 @@ def test_floor_arm_adds_the_ceiling(bench, composed):
 
 def test_crossval_plan_times_one_fold(bench, composed):
     exp_cfg = config.experiment_config(composed, "boston")
-    data = tabular(13, 60, ("train", "test"))  # 30 training houses: folds of 22 + 8
+    data = tabular(13, 60, ("train", "test"))  # 30 training houses: fold 3 fits 23, scores 7
     plan = bench.plan_for("boston", exp_cfg, data, epochs_cap=1)
-    assert plan.variant == "faithful" and plan.what == "fold 2 of 4"
-    assert plan.n_train == 22 and plan.batch_size == 1 and plan.metric == "mae"
+    assert plan.variant == "faithful" and plan.what == "fold 3 of 4"
+    assert plan.n_train == 23 and plan.batch_size == 1 and plan.metric == "mae"
     check_both_arms(bench, plan, int(exp_cfg.train.steps_per_execution))
 
 

@@ -249,16 +249,21 @@ def _two_in_two_out(dropout: float) -> keras.Model:
     return keras.Model({"wide": wide, "deep": deep}, outputs)
 
 
+@pytest.mark.parametrize("validated", [False, True], ids=["unvalidated", "validated"])
 @pytest.mark.parametrize("shape", ["one_array", "dicts"])
-def test_gathered_batches_train_as_keras_own_batches(shape):
+def test_gathered_batches_train_as_keras_own_batches(shape, validated):
     """The fast path's batches (row indices from tf.data, rows gathered in the compiled step)
     give the weights of Keras' own shuffled array batches bit for bit: dropout masks, a last
-    partial batch (203 rows, batch 16) and several epochs included. The day Keras changes how
-    it shuffles, this fails (training.index_batches copies its recipe)."""
+    partial batch (203 rows, batch 16) and several epochs included; and its validation, in
+    the same compiled call, gives Keras' own ``val_*`` history bit for bit (validation
+    batches of ``training.validation_batch`` rows in both, 50 validation rows: a partial last
+    one). The day Keras changes how it shuffles or validates, this fails
+    (training.index_batches and GatheredBatches copy its recipe)."""
     rng = np.random.default_rng(0)
-    n = 203
+    n = 203 + 50
     if shape == "one_array":
         x, y = rng.normal(size=(n, 5)).astype("float32"), rng.integers(0, 3, n)
+        metrics = ["accuracy"]
 
         def build():
             return keras.Sequential(
@@ -279,18 +284,100 @@ def test_gathered_batches_train_as_keras_own_batches(shape):
             return _two_in_two_out(0.3)
 
         loss = {"main": "mse", "aux": "mse"}
-    weights = []
+        metrics = {"main": ["mae"]}
+    train, valid = (
+        tuple(keras.tree.map_structure(lambda a: a[rows], part) for part in (x, y))
+        for rows in (slice(0, 203), slice(203, n))
+    )
+    valid = valid if validated else None
+    weights, histories = [], []
     for gathered in (True, False):
         training.seed_everything(7)
         model = build()
-        model.compile(optimizer="adam", loss=loss, steps_per_execution=4)
+        model.compile(optimizer="adam", loss=loss, metrics=metrics, steps_per_execution=4)
         if gathered:
-            training.fit(model, (x, y), None, epochs=3, batch_size=16)
+            history = training.fit(model, train, valid, epochs=3, batch_size=16).history
         else:
-            model.fit(x, y, epochs=3, batch_size=16, shuffle=True, verbose=0)
+            history = model.fit(
+                *train,
+                validation_data=valid,
+                validation_batch_size=training.validation_batch(model, 16),
+                epochs=3,
+                batch_size=16,
+                shuffle=True,
+                verbose=0,
+            ).history
         weights.append(model.get_weights())
+        histories.append({key: [float(v) for v in values] for key, values in history.items()})
     for ours, keras_own in zip(*weights, strict=True):
         np.testing.assert_array_equal(ours, keras_own)
+    ours, keras_own = histories
+    ours.pop("learning_rate")  # training.fit's LearningRateLogger
+    assert ours == keras_own
+    assert any(key.startswith("val_") for key in ours) == validated
+
+
+def test_gathered_validation_tells_callbacks_as_keras_evaluate_does():
+    """Validated inside the train call, a fast fit still gives the callbacks Keras' validation
+    events: on_test_begin, on_test_end with the unprefixed validation logs, then on_epoch_end,
+    with the values of Keras' own fit (MLflow's callback logs ``validation_*`` on test end)."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(120, 5)).astype("float32"), rng.normal(size=(120, 1)).astype("float32")
+
+    class Events(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_test_begin(self, logs=None):
+            self.seen.append(("test_begin", None))
+
+        def on_test_end(self, logs=None):
+            self.seen.append(("test_end", {k: float(v) for k, v in logs.items()}))
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen.append(("epoch_end", sorted(logs)))
+
+    seen = []
+    for gathered in (True, False):
+        training.seed_everything(5)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+        events = Events()
+        if gathered:
+            training.fit(
+                model, (x[:80], y[:80]), (x[80:], y[80:]), epochs=2, batch_size=16, callbacks=[events]
+            )
+        else:
+            model.fit(
+                x[:80],
+                y[:80],
+                validation_data=(x[80:], y[80:]),
+                validation_batch_size=training.validation_batch(model, 16),
+                epochs=2,
+                batch_size=16,
+                callbacks=[training.LearningRateLogger(), events],
+                verbose=0,
+            )
+        seen.append(events.seen)
+    assert seen[0] == seen[1]
+    assert [name for name, _ in seen[0]] == ["test_begin", "test_end", "epoch_end"] * 2
+    assert set(seen[0][1][1]) == {"loss", "mae"}
+
+
+def test_keras_fit_shuffles_every_epoch_alike_under_a_global_seed():
+    """What training.index_batches replays (``cache``): Keras 3's array pipeline makes a fresh
+    tf.data iterator each epoch, whose seeded ``tf.random.shuffle`` starts again, so under
+    ``keras.utils.set_random_seed`` every epoch sees the same permutation (the seed notes' own
+    fits too; like tensorflow/tensorflow#29558 for datasets). The day this fails, Keras
+    reshuffles per epoch: drop the ``cache`` (the bit-for-bit test above fails too)."""
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
+    training.seed_everything(7)
+    rows = np.arange(50, dtype="float32")
+    epochs = ArrayDataAdapter(rows, rows, batch_size=50, shuffle=True).get_tf_dataset()
+    first, second = (next(iter(epochs))[0].numpy() for _ in range(2))
+    assert not np.array_equal(first, rows) and np.array_equal(first, second)
 
 
 def test_gathered_model_still_fits_arrays_the_keras_way():
@@ -321,29 +408,34 @@ def test_gathered_model_fits_data_of_another_layout():
 
 
 def test_gathered_fit_runs_an_epoch_per_call_and_traces_its_step_once():
-    """The fast path hands the step an epoch's row indices at once (training.index_batches) and
-    builds the optimizer and metrics before the first trace: Keras' own fit traces its train
-    step twice (the first trace makes variables), the gathered one once, whatever
-    steps_per_execution says."""
+    """The fast path hands the step an epoch's row indices at once (training.index_batches,
+    endless: one iterator for the fit) and builds the optimizer and metrics before the first
+    trace: Keras' own fit traces its train step twice (the first trace makes variables), the
+    gathered one once, validation included, whatever steps_per_execution says; and the model's
+    own steps_per_execution and train function are back after the fit."""
     rng = np.random.default_rng(3)
     x, y = rng.normal(size=(203, 5)).astype("float32"), rng.normal(size=(203, 1)).astype("float32")
     epochs = training.index_batches(203, 16)
-    assert epochs.cardinality() == 1
-    (batches,) = list(epochs)
+    assert epochs.cardinality() == tf.data.INFINITE_CARDINALITY
+    (batches,) = list(epochs.take(1))
     assert batches.row_lengths().numpy().tolist() == [16] * 12 + [11]
     assert sorted(batches.flat_values.numpy().tolist()) == list(range(203))
     traces = []
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8), keras.layers.Dense(1)])
     model.compile(optimizer="adam", loss="mse", metrics=["mae"], steps_per_execution=4)
-    gathered_step = training.GatheredBatches.of(model).model.train_step
+    gathered = training.GatheredBatches.of(model)  # installs its step
+    gathered_step = model.train_step
 
     def counting(data):
         traces.append(data)
         return gathered_step(data)
 
     model.train_step = counting
-    training.fit(model, (x, y), (x, y), epochs=3, batch_size=16)
+    fit = training.fit(model, (x, y), (x[:50], y[:50]), epochs=3, batch_size=16)
     assert len(traces) == 1
+    assert fit.epochs == 3 and len(fit.history["val_mae"]) == 3
+    assert model.steps_per_execution == 4 and model.train_function is None
+    assert list(gathered.functions) == [(True, training.validation_batch(model, 16))]
 
 
 def test_activation_bytes_counts_an_unknown_dimension_as_one():

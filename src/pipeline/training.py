@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.python.eager import context
 
 from pipeline import interrupts
 from pipeline.errors import ConfigError, TrainingDiverged
@@ -171,8 +172,9 @@ class GradientNorms(keras.callbacks.Callback):
 
 
 class TracedModel:
-    """Fits of one architecture on one model whose train, test and predict functions are traced
-    once: tracing is about 0.8 s of a 2 s thoracic fold, and cross-validation fits 16 alike.
+    """Fits of one architecture on one model whose functions are traced once (the train function
+    once for validating fits, once for the others): tracing is about 0.8 s of a 2 s thoracic
+    fold, and cross-validation fits 16 alike.
 
     ``fit(fresh, ...)`` trains as ``fit(fresh, ...)`` would. ``fresh``, built, compiled and
     seeded as usual, gives its starting state (weights, Normalization statistics, dropout
@@ -251,18 +253,27 @@ class GatheredBatches:
     batch's rows), which is most of a small network's step on a CPU. Here tf.data yields only
     row indices, made exactly as Keras' ``ArrayDataAdapter.get_tf_dataset`` makes them (the
     same seeded permutation per epoch, the same full batches and the same last partial one),
-    one element per epoch (``index_batches``), and the compiled train step loops over the
-    epoch's batches, gathering each one's rows from the training arrays, which it holds as
-    variables. An epoch is one compiled call, whatever ``steps_per_execution`` says. Same
-    batches, same order, same numbers (tests/test_models_and_training.py compares it with the
-    plain fit); bench/experiment_speed.py measures it. The arrays are variables, not captured
-    constants, so a traced train function (``TracedModel``) trains on the next fold's rows
-    without being traced again.
+    one element per epoch from one iterator per fit (``index_batches``), and the compiled train
+    step loops over the epoch's batches, gathering each one's rows from the training arrays,
+    which it holds as variables. Then, given validation arrays, the same call validates: the
+    training metrics are read, reset, and the validation rows run through ``test_step`` in
+    ``validation_batch`` slices, in order, as Keras' ``evaluate`` would run them; the call
+    returns both, the validation ones as ``val_*`` (what Keras' fit logs). An epoch and its
+    validation are one compiled call, whatever ``steps_per_execution`` says, with no tf.data
+    iterator per epoch. Same batches, same order, same numbers
+    (tests/test_models_and_training.py compares it with the plain fit); bench/experiment_speed.py
+    measures it. The arrays are variables, not captured constants, so a traced train function
+    (``TracedModel``) trains on the next fold's rows without being traced again.
     """
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
-        self.rows: Any = None  # (x, y) as Keras packs them, each array a tf.Variable
+        self.rows: Any = None  # training (x, y) as Keras packs them, each array a tf.Variable
+        self.valid_rows: Any = None  # validation (x, y) likewise
+        self.validates = False  # whether this fit validates (the step reads it when traced)
+        self.valid_batch = 0
+        self.functions: dict[tuple[bool, int], Any] = {}  # (validates, valid_batch) -> train function
+        self.function: Any = None  # the train function the last fit ran
         step = model.train_step
 
         def train_step(data: Any) -> Any:
@@ -275,9 +286,27 @@ class GatheredBatches:
                     return i + 1
 
             tf.while_loop(lambda i: i < data.nrows(), one_batch, [tf.constant(0, tf.int64)])
-            return model.get_metrics_result()  # what Keras' train_step returns, after the last batch
+            logs = model.get_metrics_result()  # what Keras' train_step returns, after the last batch
+            return {**logs, **self._validation_logs(after=logs)} if self.validates else logs
 
         model.train_step = train_step
+
+    def _validation_logs(self, after: Any) -> dict[str, tf.Tensor]:
+        """Keras' ``evaluate`` of the validation rows, in the compiled call: reset the metrics
+        (once the training ones, ``after``, are read), run the rows through ``test_step`` in
+        ``valid_batch`` slices, in order, and read the metrics as ``val_*``."""
+        model, size = self.model, self.valid_batch
+        with tf.control_dependencies(tf.nest.flatten(after)):
+            model.reset_metrics()
+        n_rows = tf.shape(tf.nest.flatten(self.valid_rows)[0], out_type=tf.int64)[0]
+
+        def one_batch(start: tf.Tensor) -> tf.Tensor:
+            batch = tf.nest.map_structure(lambda rows: rows[start : start + size], self.valid_rows)
+            with tf.control_dependencies(tf.nest.flatten(model.test_step(batch))):
+                return start + size
+
+        tf.while_loop(lambda start: start < n_rows, one_batch, [tf.constant(0, tf.int64)])
+        return {f"val_{name}": value for name, value in model.get_metrics_result().items()}
 
     @classmethod
     def of(cls, model: keras.Model) -> "GatheredBatches":
@@ -287,29 +316,58 @@ class GatheredBatches:
         return vars(model)["_gathered_batches"]
 
     @contextlib.contextmanager
-    def loaded(self, x: Arrays, y: Arrays, batch_size: int) -> Iterator[tf.data.Dataset]:
-        """Hold ``(x, y)`` for one fit and give the epoch's batches of row indices; on the way
-        out free the rows (a copy of the training data) but keep their variables, which a
-        traced train function reads, for the next fit."""
-        from keras.src.trainers.data_adapters import array_slicing, data_adapter_utils
-
-        packed = data_adapter_utils.pack_x_y_sample_weight(x, y)
-        tensors = keras.tree.lists_to_tuples(array_slicing.convert_to_sliceable(packed, "tensorflow"))
-        if self.rows is None or not _same_layout(self.rows, tensors):
-            self.rows = tf.nest.map_structure(
-                lambda t: tf.Variable(t, trainable=False, shape=[None, *t.shape[1:]]), tensors
-            )
-            self.model.train_function = None  # one traced before reads the old variables
-        else:
-            tf.nest.map_structure(lambda variable, t: variable.assign(t), self.rows, tensors)
-        # Keras (without a distribution strategy) builds the optimizer and metrics inside the
-        # first trace of the train function, and TF traces a function that made variables a
-        # second time; built here, from a batch of real rows, the step is traced once
-        self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:batch_size], tensors))
+    def loaded(
+        self, x: Arrays, y: Arrays, batch_size: int, valid: tuple[Arrays, Arrays] | None = None
+    ) -> Iterator[tf.data.Dataset]:
+        """Hold ``(x, y)`` (and the validation arrays ``valid``, validated in the train call)
+        for one fit and give the epochs' batches of row indices; on the way out free the rows
+        (a copy of the data) but keep their variables, which a traced train function reads,
+        for the next fit."""
+        tensors = _sliceable(x, y)
+        self.rows = self._hold(self.rows, tensors)
+        self.validates = valid is not None
+        if valid is not None:
+            self.valid_rows = self._hold(self.valid_rows, _sliceable(*valid))
+        self.valid_batch = validation_batch(self.model, batch_size)
+        # the fit runs our train function, one step (an epoch) per call from an endless
+        # dataset; Keras' own function and steps_per_execution come back for any other fit
+        keras_own = (self.model.train_function, self.model.steps_per_execution)
+        key = (self.validates, self.valid_batch)
+        self.model.train_function = self.functions.get(key)  # None: Keras traces a new one
+        self.model.steps_per_execution = 1
         try:
+            # Keras (without a distribution strategy) builds the optimizer and metrics inside
+            # the first trace of the train function, and TF traces a function that made
+            # variables a second time; built here, from a batch of real rows, it traces once
+            self.model._symbolic_build(data_batch=tf.nest.map_structure(lambda t: t[:batch_size], tensors))
             yield index_batches(int(tf.nest.flatten(tensors)[0].shape[0]), batch_size)
         finally:
-            tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), self.rows)
+            self.function = self.model.train_function
+            if self.function is not None:
+                self.functions[key] = self.function
+            self.model.train_function, self.model.steps_per_execution = keras_own
+            for rows in (self.rows, self.valid_rows if valid is not None else None):
+                if rows is not None:
+                    tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), rows)
+
+    def _hold(self, variables: Any, tensors: Any) -> Any:
+        """``tensors`` in ``variables`` if they fit them, else in new variables (and the train
+        functions traced for the old ones are dropped: they read the old variables)."""
+        if variables is not None and _same_layout(variables, tensors):
+            tf.nest.map_structure(lambda variable, t: variable.assign(t), variables, tensors)
+            return variables
+        self.functions.clear()
+        return tf.nest.map_structure(
+            lambda t: tf.Variable(t, trainable=False, shape=[None, *t.shape[1:]]), tensors
+        )
+
+
+def _sliceable(x: Arrays, y: Arrays) -> Any:
+    """``(x, y)`` packed and converted to tensors as Keras' array adapter does."""
+    from keras.src.trainers.data_adapters import array_slicing, data_adapter_utils
+
+    packed = data_adapter_utils.pack_x_y_sample_weight(x, y)
+    return keras.tree.lists_to_tuples(array_slicing.convert_to_sliceable(packed, "tensorflow"))
 
 
 def _same_layout(variables: Any, tensors: Any) -> bool:
@@ -325,11 +383,17 @@ def _same_layout(variables: Any, tensors: Any) -> bool:
 
 def index_batches(n_samples: int, batch_size: int) -> tf.data.Dataset:
     """Keras 3.15's ``ArrayDataAdapter.get_tf_dataset(shuffle=True)`` without its last step (the
-    ``map`` that gathers rows): one ``tf.random.shuffle`` permutation per epoch, cut into full
-    batches and a last partial one. Its stateful shuffle op draws the same permutations as
-    Keras' own under the same seed. One element per epoch, a ragged tensor with a row of
-    indices per batch, so the step runs an epoch's batches in one compiled loop
-    (``GatheredBatches``), with no tf.data element per batch."""
+    ``map`` that gathers rows): a ``tf.random.shuffle`` permutation, cut into full batches and a
+    last partial one. One element per epoch, a ragged tensor with a row of indices per batch,
+    so the step runs an epoch's batches in one compiled loop (``GatheredBatches``), with no
+    tf.data element per batch. Endless: with ``steps_per_epoch=1`` Keras keeps one iterator
+    for the whole fit, where a fresh one per epoch cost a few ms to make and up to 90 ms to
+    tear down.
+
+    Keras' fit makes a fresh iterator every epoch, and a fresh iterator's shuffle op starts
+    from its seed again: under a global seed (``seed_everything``) every epoch of Keras' own
+    fit draws the same permutation, so here the first one is replayed (``cache``); without one
+    each epoch draws its own, as each fresh Keras iterator does."""
     full, rest = divmod(n_samples, batch_size)
     lengths = tf.constant([batch_size] * full + ([rest] if rest else []), tf.int64)
 
@@ -342,7 +406,10 @@ def index_batches(n_samples: int, batch_size: int) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_optimization.apply_default_optimizations = False
     options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
-    return tf.data.Dataset.range(1).map(permutation).map(cut).with_options(options)
+    epochs = tf.data.Dataset.range(1).map(permutation).map(cut)
+    if context.global_seed() is not None:
+        epochs = epochs.cache()
+    return epochs.repeat().with_options(options)
 
 
 def gathers(*arrays: Any) -> bool:
@@ -391,6 +458,27 @@ class FitResult:
     samples_per_second: float
 
 
+class _ValidationEvents(keras.callbacks.Callback):
+    """A fast fit validates inside its train call, where no callback runs. Placed first, this
+    tells the others at the end of each epoch that a validation ran, as Keras' ``evaluate``
+    does (``on_test_begin``, then ``on_test_end`` with the validation logs unprefixed, before
+    any ``on_epoch_end``): MLflow's callback logs its ``validation_*`` metrics there, and
+    TensorBoard its ``evaluation_*_vs_iterations``."""
+
+    def __init__(self, callbacks: Sequence[keras.callbacks.Callback]) -> None:
+        super().__init__()
+        self.callbacks = list(callbacks)
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        validation = {k.removeprefix("val_"): v for k, v in (logs or {}).items() if k.startswith("val_")}
+        if not validation:
+            return
+        for callback in self.callbacks:
+            callback.on_test_begin()
+        for callback in self.callbacks:
+            callback.on_test_end(dict(validation))
+
+
 class _NanGuard(keras.callbacks.Callback):
     """Stop at the first non-finite loss and remember it (TerminateOnNaN only checks batches)."""
 
@@ -428,23 +516,27 @@ def fit(
         interrupts.keras_callback(),
         *callbacks,
     ]
-    # the fast path: the same batches, gathered inside the compiled step where that pays
-    gathered = GatheredBatches.of(model) if fast and gathers(x, y) else None
+    # the fast path: the same batches, gathered inside the compiled step, NumPy arrays only
+    # (and their validation, in the same compiled call)
+    gathered = GatheredBatches.of(model) if fast and gathers(x, y, *(valid or ())) else None
+    if gathered and valid is not None:
+        all_callbacks.insert(0, _ValidationEvents(all_callbacks))
     started = time.perf_counter()
     # inside interrupts.deferred(): a Ctrl-C while tf.data traces its functions is deferred too
-    with interrupts.deferred(), contextlib.ExitStack() as stack:  # Ctrl-C ends the fit between two batches
+    with interrupts.deferred(), contextlib.ExitStack() as stack:  # Ctrl-C ends the fit between two epochs
         if gathered:
+            epochs_of_indices = gathered.loaded(x, y, batch_size, valid)
             data = {
-                "x": stack.enter_context(gathered.loaded(x, y, batch_size)),
+                "x": stack.enter_context(epochs_of_indices),
                 "batch_size": None,
                 "shuffle": False,
-                "steps_per_epoch": 1,  # one element an epoch: Keras then makes an iterator per epoch, not two
+                "steps_per_epoch": 1,  # one element an epoch, from one iterator for the whole fit
             }
         else:
             data = {"x": x, "y": y, "batch_size": batch_size}
         history = model.fit(
             **data,
-            validation_data=valid,
+            validation_data=None if gathered else valid,
             epochs=epochs,
             validation_batch_size=validation_batch(model, batch_size) if fast else None,
             callbacks=all_callbacks,
