@@ -490,7 +490,7 @@ def measure(plan: FitPlan, seeds: list[int], log=print, floor: bool = False) -> 
                 f"    seed {seed} {arm:8s}: {seconds:7.1f} s, {epochs:3d} epochs, "
                 f"{plan.n_train * epochs / seconds:9.0f} samples/s, val {plan.metric} {value:.4f}"
                 + (
-                    "  (steps_per_execution 1)"
+                    f"  (steps_per_execution {model.steps_per_execution})"
                     if arm == "plain"
                     else "  (an epoch and its validation per compiled call)"
                 )

@@ -346,9 +346,8 @@ class GatheredBatches:
             if self.function is not None:
                 self.functions[key] = self.function
             self.model.train_function, self.model.steps_per_execution = keras_own
-            for rows in (self.rows, self.valid_rows if valid is not None else None):
-                if rows is not None:
-                    tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), rows)
+            for rows in (self.rows, self.valid_rows) if self.validates else (self.rows,):
+                tf.nest.map_structure(lambda v: v.assign(tf.zeros([0, *v.shape[1:]], v.dtype)), rows)
 
     def _hold(self, variables: Any, tensors: Any) -> Any:
         """``tensors`` in ``variables`` if they fit them, else in new variables (and the train
@@ -541,7 +540,8 @@ def fit(
             **data,
             validation_data=None if gathered else valid,
             epochs=epochs,
-            validation_batch_size=validation_batch(model, batch_size) if fast else None,
+            # a gathered fit validates in its own call, in GatheredBatches.valid_batch rows
+            validation_batch_size=validation_batch(model, batch_size) if fast and not gathered else None,
             callbacks=all_callbacks,
             verbose=verbose,
         )
