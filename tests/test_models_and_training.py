@@ -317,6 +317,37 @@ def test_gathered_batches_train_as_keras_own_batches(shape, validated):
     assert any(key.startswith("val_") for key in ours) == validated
 
 
+def test_a_recompiled_model_trains_as_keras_trains_it():
+    """Fit, freeze a layer, compile again with another learning rate, fit again (transfer's
+    model_B_on_A): the second fit trains what the second compile says, as Keras' own fit does,
+    not on with the train function traced for the first compile (its optimizer and trainable
+    variables). Keras' compile drops its functions; GatheredBatches drops its own then too."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(64, 5)).astype("float32"), rng.normal(size=(64, 1)).astype("float32")
+    weights = []
+    for gathered in (True, False):
+        training.seed_everything(3)
+        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+        for frozen, learning_rate in ((False, 1e-2), (True, 1e-3)):
+            model.layers[0].trainable = not frozen
+            model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse")
+            if gathered:
+                training.fit(model, (x, y), (x[:16], y[:16]), epochs=2, batch_size=16)
+            else:
+                model.fit(
+                    x,
+                    y,
+                    validation_data=(x[:16], y[:16]),
+                    validation_batch_size=training.validation_batch(model, 16),
+                    epochs=2,
+                    batch_size=16,
+                    verbose=0,
+                )
+        weights.append(model.get_weights())
+    for ours, keras_own in zip(*weights, strict=True):
+        np.testing.assert_array_equal(ours, keras_own)
+
+
 def test_gathered_validation_tells_callbacks_as_keras_evaluate_does():
     """Validated inside the train call, a fast fit still gives the callbacks Keras' validation
     events: on_test_begin, on_test_end with the unprefixed validation logs, then on_epoch_end,

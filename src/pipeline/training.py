@@ -273,6 +273,7 @@ class GatheredBatches:
         self.validates = False  # whether this fit validates (the step reads it when traced)
         self.valid_batch = 0
         self.functions: dict[tuple[bool, int], Any] = {}  # (validates, valid_batch) -> train function
+        self.compiled: Any = None  # the compile they were traced for (Keras' _compile_config)
         self.function: Any = None  # the train function the last fit ran
         step = model.train_step
 
@@ -332,6 +333,11 @@ class GatheredBatches:
         # the fit runs our train function, one step (an epoch) per call from an endless
         # dataset; Keras' own function and steps_per_execution come back for any other fit
         keras_own = (self.model.train_function, self.model.steps_per_execution)
+        if self.compiled is not self.model._compile_config:
+            # compiled again (a new optimizer, loss or trainable set, as transfer's unfreezing
+            # does): Keras drops its train function then, and so does this
+            self.functions.clear()
+            self.compiled = self.model._compile_config
         key = (self.validates, self.valid_batch)
         self.model.train_function = self.functions.get(key)  # None: Keras traces a new one
         self.model.steps_per_execution = 1
