@@ -216,3 +216,45 @@ def test_the_usage_text_is_the_module_docstring():
     assert "usage: python -m pipeline.report" in usage
     for name in ("metrics/<experiment>.json", "reports/report.md", "report.metrics", "errata", "bar"):
         assert name in usage
+
+
+def test_compare_reports_names_every_moved_figure(tmp_path):
+    """scripts/compare_reports.py: the figures ("ours", "tuned") that moved between two runs,
+    not the seconds or run ids, which move every run; and the committed report against itself."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    header = (
+        "| experiment | variant | metric | note | ours | diff | tuned | train s | MLflow run | bar |\n|---|\n"
+    )
+    old = (
+        header
+        + "| e | a | acc | – | 0.9902 ± 0.0031 | – | 0.99 | 3.1 | r1 | met |\n| e | b | acc | – | 0.5 | – | – | 2.0 | r2 |  |\n"
+    )
+    new = (
+        header
+        + "| e | a | acc | – | 0.8962 ± 0.0886 | – | 0.99 | 2.7 | r3 | met |\n| e | c | acc | – | 0.5 | – | – | 2.0 | r4 |  |\n"
+    )
+    (tmp_path / "old.md").write_text(f"# r\n\n{old}\n## Errata\n\n| e | a | acc | 1 | 2 | 3 | 4 |\n")
+    (tmp_path / "new.md").write_text(f"# r\n\n{new}")
+
+    def compare(*args):
+        return subprocess.run(
+            [sys.executable, "scripts/compare_reports.py", *args], cwd=ROOT, capture_output=True, text=True
+        )
+
+    result = compare(str(tmp_path / "old.md"), str(tmp_path / "new.md"))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "e / a / acc (ours): 0.9902 ± 0.0031 -> 0.8962 ± 0.0886",
+        "e / b / acc: only in the old report",
+        "e / c / acc: only in the new report",
+        "1 figures equal, 3 moved or missing",
+    ]
+    same = compare("HEAD:", "HEAD:")
+    assert (
+        same.returncode == 0 and same.stdout.endswith(" moved or missing\n") and "\n" not in same.stdout[:-1]
+    )
+    assert "No report at" in compare(str(tmp_path / "none.md")).stderr
