@@ -14,6 +14,7 @@ then checkable in one command after a fresh-clone run.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -21,16 +22,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from readme_table import ROOT, committed, report_table  # noqa: E402
 
-FIGURES = {"ours": 4, "tuned": 6}  # their columns in the report's table
+FIGURES = ("ours", "tuned")  # columns of the report's table, found by their header
 Key = tuple[str, str, str]
+CELL_BORDER = re.compile(r"(?<!\\)\|")  # pipeline.report.markdown_table escapes a cell's own "|"
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in CELL_BORDER.split(line.strip())[1:-1]]
 
 
 def figures(report_md: str) -> dict[Key, dict[str, str]]:
     """Each row's figures, keyed by (experiment, variant, metric)."""
+    header, _separator, *body = report_table(report_md).splitlines()
+    columns = {name: cells(header).index(name) for name in FIGURES}
     rows = {}
-    for line in report_table(report_md).splitlines()[2:]:  # past the header and its separator
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        rows[tuple(cells[:3])] = {name: cells[column] for name, column in FIGURES.items()}
+    for line in body:
+        row = cells(line)
+        rows[tuple(row[:3])] = {name: row[column] for name, column in columns.items()}
     return rows
 
 
